@@ -1,0 +1,34 @@
+# Both targets create .venv if it is missing and install what they need, so they
+# work on a fresh clone with nothing but Python 3.11.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test bench lint install clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(PY) setup.py constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/aws-collector demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check awscollector tests benchmarks
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/vpc_flow_bench.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check awscollector tests benchmarks
+
+clean:
+	rm -rf demo-out build *.egg-info

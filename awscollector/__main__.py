@@ -1,0 +1,3 @@
+from awscollector.cli import main
+
+raise SystemExit(main())
