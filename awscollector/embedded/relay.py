@@ -1,0 +1,420 @@
+"""An embedded Devo relay on loopback, as devo-sdk's Sender sees one.
+
+It accepts TLS connections that present a client certificate signed by the test CA
+(or plain TCP when no PKI is given), reads newline-terminated syslog lines
+`<PRI>Mmm dd hh:mm:ss host tag: message`, records the messages per tag and never
+writes anything back. When a client half-closes, the relay records everything it has
+read and only then closes its side: devo-sdk's Sender.close() waits for that EOF, and
+the collector takes it as the confirmation that its events were delivered.
+
+    pki = make_test_pki(tmp_path)
+    with DevoRelay(pki, out_dir="demo-out") as relay:
+        sender = Sender(SenderConfigSSL(address=relay.address, key=str(pki.client_key),
+                                        cert=str(pki.client_cert), chain=str(pki.ca_cert)))
+        sender.send(tag="my.app.test", msg="hello")
+        sender.close()
+        assert relay.counts() == {"my.app.test": 1}
+
+kill() resets every open connection at once, as a crashed relay would; start() again
+brings the relay back on the same port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from .certs import TestPki
+
+CHUNK = 1 << 20  # recorded at once: one lock and one parse call per chunk
+MAX_BAD_LINES = 1000
+HANDSHAKE_TIMEOUT = 10.0
+JOIN_TIMEOUT = 2.0
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def parse_lines(lines: list[bytes]) -> tuple[dict[bytes, list[bytes]], list[bytes]]:
+    """Split syslog lines (without their newline) into messages per tag, and bad lines.
+
+    A line is `<PRI>` then a 15-character BSD timestamp ("Nov 27 13:07:57",
+    "Jan  1 00:00:00"), a space, a host, a space, the tag, ": " and the message,
+    which may itself contain ": ". Bytes operations only: this runs once per event.
+    """
+    by_tag: dict[bytes, list[bytes]] = {}
+    bad: list[bytes] = []
+    for line in lines:
+        gt = line.find(b">", 1, 5)  # PRI is at most 3 digits
+        ts = gt + 1
+        host = ts + 16
+        if (
+            gt < 2
+            or line[0] != 0x3C  # "<"
+            or len(line) <= host
+            or line[host - 1] != 0x20  # space after the timestamp
+            or line[ts + 3] != 0x20
+            or line[ts + 6] != 0x20
+            or line[ts + 9] != 0x3A  # ":"
+            or line[ts + 12] != 0x3A
+            or not line[1:gt].isdigit()
+        ):
+            bad.append(line)
+            continue
+        tag_start = line.find(b" ", host) + 1
+        tag_end = line.find(b": ", tag_start) if tag_start > host + 1 else -1
+        if tag_end <= tag_start or line.find(b" ", tag_start, tag_end) >= 0:
+            bad.append(line)
+            continue
+        tag = line[tag_start:tag_end]
+        msgs = by_tag.get(tag)
+        if msgs is None:
+            msgs = by_tag[tag] = []
+        msgs.append(line[tag_end + 2 :])
+    return by_tag, bad
+
+
+class _Conn:
+    """One accepted connection; `sock` becomes the TLS socket once wrapped."""
+
+    __slots__ = ("sock", "thread", "aborted")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.thread: threading.Thread | None = None
+        self.aborted = False
+
+
+class DevoRelay:
+    """A Devo relay on loopback: TLS with client certificates, or plain TCP without a PKI.
+
+    With out_dir, each message is also appended to `out_dir/<tag>.log`, one line per
+    event (characters other than letters, digits, ".", "_" and "-" in a tag become "_");
+    the files are flushed and closed by stop() and kill(). keep_events=False keeps
+    counts only, for benchmarks.
+    """
+
+    def __init__(
+        self,
+        pki: TestPki | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        out_dir: str | Path | None = None,
+        keep_events: bool = True,
+    ) -> None:
+        if host == "localhost":
+            host = "127.0.0.1"
+        ip = ipaddress.ip_address(host)  # a name other than localhost is refused here too
+        if not ip.is_loopback:
+            raise ValueError(f"the embedded relay only binds loopback, not {host}")
+        self.host = host
+        self.port = port
+        self._family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        self._context = _server_context(pki) if pki is not None else None
+        self._out_dir = Path(out_dir) if out_dir is not None else None
+        self._keep_events = keep_events
+
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # notified on new events and closed conns
+        self._counts: dict[str, int] = {}
+        self._events: dict[str, list[str]] = {}
+        self._bad: list[bytes] = []
+        self._total = 0
+        self._connections = 0
+        self._refused = 0
+        self._open: set[_Conn] = set()
+
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+        self._files_lock = threading.Lock()
+        self._files: dict[str, BinaryIO] = {}
+
+    # -- lifecycle
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def start(self) -> DevoRelay:
+        """Listen (on the same port as before, after a stop or kill); listening on return."""
+        with self._lock:
+            if self._listener is not None:
+                return self
+            listener = socket.socket(self._family, socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((self.host, self.port))
+                listener.listen(128)
+                # A timeout so the accept loop notices stop() even where shutdown()
+                # does not wake a blocked accept().
+                listener.settimeout(0.2)
+            except OSError:
+                listener.close()
+                raise
+            self.port = listener.getsockname()[1]
+            self._listener = listener
+            self._closing = threading.Event()
+            self._accept_thread = threading.Thread(
+                target=self._accept_loop,
+                args=(listener, self._closing),
+                name=f"devo-relay-accept-{self.port}",
+                daemon=True,
+            )
+            self._accept_thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let open connections read to their EOF, then close files.
+
+        Connections still open after `timeout` seconds (a client that never
+        half-closes) are reset, so stop() always returns.
+        """
+        self._close_listener()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._open, timeout)
+        self._abort_open()
+        self._close_files()
+
+    def kill(self) -> None:
+        """Crash: close the listener and reset every open connection, discarding unread data."""
+        self._close_listener()
+        self._abort_open()
+        self._close_files()
+
+    def __enter__(self) -> DevoRelay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what was received
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return self._total
+
+    def events(self, tag: str) -> list[str]:
+        """Messages received for tag, in arrival order."""
+        if not self._keep_events:
+            raise RuntimeError("this relay was made with keep_events=False: only counts are kept")
+        with self._lock:
+            return list(self._events.get(tag, ()))
+
+    def bad_lines(self) -> list[bytes]:
+        """Lines that did not parse (the first MAX_BAD_LINES of them)."""
+        with self._lock:
+            return list(self._bad)
+
+    def connections(self) -> int:
+        """Connections accepted so far (for TLS: handshake completed)."""
+        with self._lock:
+            return self._connections
+
+    def refused(self) -> int:
+        """TLS handshakes that failed, e.g. a client certificate from another CA."""
+        with self._lock:
+            return self._refused
+
+    def wait_for_total(self, n: int, timeout: float) -> bool:
+        """Wait until at least n events were recorded; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._total >= n, timeout)
+
+    def reset(self) -> None:
+        """Forget events and counters (files in out_dir are left as they are)."""
+        with self._lock:
+            self._counts.clear()
+            self._events.clear()
+            self._bad.clear()
+            self._total = 0
+            self._connections = 0
+            self._refused = 0
+
+    # -- internals
+
+    def _accept_loop(self, listener: socket.socket, closing: threading.Event) -> None:
+        while not closing.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # listener shut down
+            sock.settimeout(None)
+            conn = _Conn(sock)
+            conn.thread = threading.Thread(
+                target=self._serve, args=(conn,), name="devo-relay-conn", daemon=True
+            )
+            with self._lock:
+                self._open.add(conn)
+            conn.thread.start()
+
+    def _serve(self, conn: _Conn) -> None:
+        try:
+            if self._context is not None and not self._handshake(conn):
+                return
+            with self._lock:
+                self._connections += 1
+            self._read(conn)
+        finally:
+            # Leave the open set before closing, so kill() never touches a closed socket.
+            with self._cond:
+                self._open.discard(conn)
+                self._cond.notify_all()
+            conn.sock.close()
+
+    def _handshake(self, conn: _Conn) -> bool:
+        assert self._context is not None
+        with self._lock:
+            if conn.aborted:
+                return False
+            conn.sock.settimeout(HANDSHAKE_TIMEOUT)
+            # Wrapped under the lock so kill() always sees the socket that owns the fd.
+            conn.sock = self._context.wrap_socket(
+                conn.sock, server_side=True, do_handshake_on_connect=False
+            )
+        try:
+            conn.sock.do_handshake()
+        except OSError:  # ssl.SSLError, timeouts and resets alike
+            with self._lock:
+                if not conn.aborted:
+                    self._refused += 1
+            return False
+        conn.sock.settimeout(None)
+        return True
+
+    def _read(self, conn: _Conn) -> None:
+        """Read to EOF in chunks of up to CHUNK bytes, recording whole lines per chunk.
+
+        The socket is non-blocking so that, under load, many small writes (a TLS record
+        per event, as devo-sdk's Sender sends them) are gathered into one chunk; poll()
+        waits only when nothing is there.
+        """
+        sock = conn.sock
+        sock.setblocking(False)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        buf = memoryview(bytearray(CHUNK))
+        filled = 0
+        carry = b""
+        eof = False
+        while not eof:
+            try:
+                n = sock.recv_into(buf[filled:])
+                eof = n == 0
+                filled += n
+                if n and filled < CHUNK:
+                    continue  # more may be there already
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                if not filled:
+                    poller.poll()  # idle: wait for data, EOF, or kill()'s shutdown
+                    continue
+            except OSError:
+                return  # reset by the client (or killed): the partial line is lost
+            if conn.aborted:
+                return  # killed: what was read but not recorded is discarded, as in a crash
+            if filled:
+                lines = bytes(buf[:filled]).split(b"\n")
+                filled = 0
+                lines[0] = carry + lines[0]
+                carry = lines.pop()
+                if lines:
+                    self._record(conn, lines)
+        if carry:
+            self._record(conn, [carry])  # a last line without its newline
+
+    def _record(self, conn: _Conn, lines: list[bytes]) -> None:
+        by_tag, bad = parse_lines(lines)
+        batch = {tag.decode("utf-8", "replace"): msgs for tag, msgs in by_tag.items()}
+        if self._out_dir is not None and batch:
+            self._write_files(batch)
+        decoded: dict[str, list[str]] = {}
+        if self._keep_events:
+            decoded = {t: [m.decode("utf-8", "replace") for m in ms] for t, ms in batch.items()}
+        # One lock per chunk, not per line: the benchmark pushes a million events through.
+        with self._cond:
+            if conn.aborted:
+                return
+            for tag, msgs in batch.items():
+                self._counts[tag] = self._counts.get(tag, 0) + len(msgs)
+                self._total += len(msgs)
+                if self._keep_events:
+                    self._events.setdefault(tag, []).extend(decoded[tag])
+            room = MAX_BAD_LINES - len(self._bad)
+            if bad and room > 0:
+                self._bad.extend(bad[:room])
+            self._cond.notify_all()
+
+    def _write_files(self, batch: dict[str, list[bytes]]) -> None:
+        assert self._out_dir is not None
+        with self._files_lock:
+            for tag, msgs in batch.items():
+                f = self._files.get(tag)
+                if f is None:
+                    self._out_dir.mkdir(parents=True, exist_ok=True)
+                    # The tag comes off the network: keep it from naming a path.
+                    name = _UNSAFE_FILENAME.sub("_", tag) or "_"
+                    f = self._files[tag] = open(self._out_dir / f"{name}.log", "ab")
+                f.write(b"\n".join(msgs) + b"\n")
+
+    def _close_files(self) -> None:
+        with self._files_lock:
+            files, self._files = self._files, {}
+        for f in files.values():
+            f.close()
+
+    def _close_listener(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            thread, self._accept_thread = self._accept_thread, None
+            closing = self._closing
+        if listener is None:
+            return
+        closing.set()
+        try:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() on Linux
+        except OSError:
+            pass
+        if thread is not None:
+            thread.join(JOIN_TIMEOUT)
+        listener.close()
+
+    def _abort_open(self) -> None:
+        """Reset every open connection: linger 0, then wake its reader, which closes it."""
+        with self._lock:
+            conns = list(self._open)
+            for conn in conns:
+                conn.aborted = True
+                try:
+                    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                    # The plain socket's shutdown, also for a TLS socket: it wakes the
+                    # reader blocked in recv() without touching the TLS state.
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RD)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for conn in conns:
+            if conn.thread is not None:
+                conn.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _server_context(pki: TestPki) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile=str(pki.server_cert), keyfile=str(pki.server_key))
+    ctx.load_verify_locations(cafile=str(pki.ca_cert))
+    ctx.verify_mode = ssl.CERT_REQUIRED  # like Devo: no client certificate, no connection
+    return ctx
