@@ -6,6 +6,8 @@ SRC bad input data, OUT output and Devo, RUN runtime.
 
 from __future__ import annotations
 
+import re
+
 
 class CollectorError(Exception):
     """An error an operator can act on: a stable code plus a message.
@@ -21,3 +23,21 @@ class CollectorError(Exception):
 
     def __reduce__(self):  # keep code and message through pickling (Beam workers)
         return (type(self), (self.code, self.message))
+
+
+_CODE = re.compile(r"\b((?:CFG|AWS|SRC|OUT|RUN)-\d{3}) (.+)")
+
+
+def as_collector_error(e: BaseException) -> BaseException:
+    """The CollectorError inside a pipeline failure.
+
+    Beam reports an error raised in a worker as text inside its own exception;
+    this finds our code in it. Anything else becomes RUN-001.
+    """
+    if isinstance(e, CollectorError | KeyboardInterrupt):
+        return e
+    match = _CODE.search(str(e))
+    if match:
+        return CollectorError(match.group(1), match.group(2).strip())
+    last = str(e).strip().splitlines()[-1:] or [type(e).__name__]
+    return CollectorError("RUN-001", f"pipeline failed: {last[0][:500]}")
