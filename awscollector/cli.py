@@ -1,0 +1,120 @@
+"""The ``aws-collector`` command (also ``python -m awscollector``).
+
+    aws-collector run --config FILE [--until-idle] [--idle-seconds N] [BEAM OPTIONS]
+    aws-collector validate --config FILE
+    aws-collector demo
+
+Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from awscollector.errors import CollectorError
+
+log = logging.getLogger("awscollector")
+
+
+def setup_logging(debug: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("awscollector").setLevel(logging.DEBUG if debug else logging.INFO)
+    # Beam is chatty at INFO; botocore at DEBUG logs request headers (session tokens).
+    for name in ("apache_beam", "botocore", "boto3", "urllib3", "s3transfer", "werkzeug",
+                 "devo.sender"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apache_beam.runners.worker.sdk_worker").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_beam_import_noise)
+
+
+def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
+    # Beam logs this on import when the GCP extras are absent; we use none of them.
+    return "apitools not found" not in record.getMessage()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aws-collector",
+                                     description="Collect AWS data into Devo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the collection (Beam options may follow)")
+    run.add_argument("--config", required=True, help="the YAML config file")
+    run.add_argument("--until-idle", action="store_true",
+                     help="stop once every queue has been empty for --idle-seconds")
+    run.add_argument("--idle-seconds", type=float, default=10.0)
+    validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
+    validate.add_argument("--config", required=True)
+    demo = sub.add_parser("demo", help="collect sample data from an embedded AWS to an "
+                                       "embedded Devo relay")
+    demo.add_argument("--out", default="demo-out", help="where the relay writes <table>.log")
+    return parser
+
+
+def _load(path: str):
+    from awscollector.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_validate(args) -> int:
+    from awscollector.config import summary
+
+    config = _load(args.config)
+    print(summary(config))
+    return 0
+
+
+def cmd_run(args, beam_args: list[str]) -> int:
+    from awscollector.io.sqs import stop_reading
+    from awscollector.pipelines.collector import config_globals, format_summary, run_collector
+
+    config = _load(args.config)
+    setup_logging(config_globals(config).debug)
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: stop polling, deliver what is in flight, then exit", signum)
+        stop_reading()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    idle = args.idle_seconds if args.until_idle else None
+    try:
+        result = run_collector(config, beam_args, idle_seconds=idle)
+    except CollectorError as e:
+        log.error("%s", e)
+        print(str(e), file=sys.stderr)
+        return 2 if e.code.startswith("CFG-") else 1
+    print(format_summary(result.rows))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from awscollector.demo import run_demo
+
+    setup_logging()
+    return run_demo(args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rest = _parser().parse_known_args(argv)
+    if args.command != "run" and rest:
+        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "validate":
+        return cmd_validate(args)
+    setup_logging()
+    if args.command == "run":
+        return cmd_run(args, rest)
+    return cmd_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

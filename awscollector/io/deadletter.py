@@ -1,0 +1,153 @@
+"""Dead letters: input that cannot be delivered, kept with its error and notification.
+
+Each entry is one JSON line (CONTRACT.md)::
+
+    {"time": ..., "service": ..., "region": ..., "source": {...}, "code": ...,
+     "error": ..., "notification": ...}
+
+Steps that can fail on bad input emit ``DeadLetter`` elements on a tagged output
+named ``DEAD_LETTER``; ``WriteDeadLetters`` writes them to a directory (one
+``<service>.jsonl`` file per service) or to an SQS queue. Apply it to each
+dead-letter PCollection separately, not to a Flatten of them: Beam does not fuse
+through a Flatten, and the writer must run in the same bundle as the read so an
+SQS message is deleted only after its dead letters are written.
+
+Usage::
+
+    parsed = lines | beam.ParDo(ParseFn()).with_outputs(DEAD_LETTER, main="events")
+    parsed[DEAD_LETTER] | "DL parse" >> WriteDeadLetters(DeadLetterTarget("filesystem", "dl"))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from awscollector.errors import CollectorError
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER = "dead_letter"
+
+
+class DeadLetter(NamedTuple):
+    service: str
+    region: str
+    source: dict[str, Any]
+    code: str
+    error: str
+    notification: Any = None
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "service": self.service, "region": self.region, "source": self.source,
+            "code": self.code, "error": self.error, "notification": self.notification,
+        }, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def notification_of(body: str) -> Any:
+    """The SQS message body as JSON when it is JSON, else as the raw string."""
+    try:
+        return json.loads(body)
+    except (ValueError, TypeError):
+        return body
+
+
+@dataclass(frozen=True)
+class DeadLetterTarget:
+    type: str = "filesystem"  # filesystem | sqs
+    directory: str = "deadletter"
+    queue_url: str | None = None
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_config(cls, dead_letter, default_region: str = "us-east-1") -> DeadLetterTarget:
+        c = dead_letter.config
+        if dead_letter.type == "sqs":
+            url = c.queue_url
+            # https://sqs.<region>.amazonaws.com/...: write in the queue's own region
+            parts = url.split("/")[2].split(".") if "://" in url else []
+            region = parts[1] if len(parts) > 2 and parts[0] == "sqs" else default_region
+            return cls("sqs", queue_url=url, region=region)
+        return cls("filesystem", directory=str(c.directory_name))
+
+
+class _WriteDeadLettersFn(beam.DoFn):
+    def __init__(self, target: DeadLetterTarget, access=None) -> None:
+        self._target = target
+        self._access = access
+
+    def start_bundle(self) -> None:
+        self._pending: dict[str, list[str]] = {}
+
+    def process(self, entry: DeadLetter) -> None:
+        log.warning("%s dead-lettered (%s, %s): %s %s", entry.code, entry.service, entry.region,
+                    entry.error, json.dumps(entry.source, default=str)[:300])
+        self._pending.setdefault(entry.service, []).append(entry.to_json())
+        Metrics.counter("deadletter", f"{entry.service}|{entry.region}").inc()
+
+    def finish_bundle(self) -> None:
+        # Written before the bundle completes, so before the SQS message is deleted.
+        try:
+            if self._target.type == "sqs":
+                self._send_sqs()
+            else:
+                self._write_files()
+        except Exception as e:
+            raise CollectorError("OUT-003", f"cannot write dead letters to {self._where()}: {e}") \
+                from e
+        self._pending = {}
+
+    def _where(self) -> str:
+        return self._target.queue_url if self._target.type == "sqs" else self._target.directory
+
+    def _write_files(self) -> None:
+        if not self._pending:
+            return
+        directory = Path(self._target.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for service, lines in self._pending.items():
+            path = directory / f"{service}.jsonl"
+            # One write per bundle in append mode: concurrent writers don't interleave lines.
+            with open(path, "ab") as f:
+                f.write(("\n".join(lines) + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _send_sqs(self) -> None:
+        if not self._pending:
+            return
+        if self._access is None:
+            raise CollectorError("OUT-003", "an SQS dead-letter queue needs AWS access")
+        client = self._access.client("sqs", self._target.region)
+        lines = [line for group in self._pending.values() for line in group]
+        for i in range(0, len(lines), 10):
+            batch = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(lines[i:i + 10])]
+            result = client.send_message_batch(QueueUrl=self._target.queue_url, Entries=batch)
+            if result.get("Failed"):
+                raise CollectorError("OUT-003", f"SQS refused {len(result['Failed'])} dead letters")
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Writes ``DeadLetter`` entries to a directory or an SQS queue, before the bundle ends.
+
+    Args:
+      target: a ``DeadLetterTarget``.
+      access: an ``AwsAccess``, needed only for an SQS target.
+    """
+
+    def __init__(self, target: DeadLetterTarget, access=None) -> None:
+        super().__init__()
+        self._fn = _WriteDeadLettersFn(target, access)
+
+    def expand(self, pcoll):
+        return pcoll | "Write" >> beam.ParDo(self._fn)

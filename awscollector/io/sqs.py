@@ -1,0 +1,335 @@
+"""Read SQS messages, deleting each only after its bundle has been delivered.
+
+``ReadFromSqs`` is a splittable DoFn that long-polls one queue per reader. Each
+bundle receives a few batches of messages and then checkpoints
+(``defer_remainder``); the runner completes the bundle only after every step
+fused after it (parsing, the Devo sink, the dead-letter writer) has finished,
+and only then runs the bundle finalizer that deletes the messages. A crash
+before that leaves them in the queue, and SQS delivers them again.
+
+While a message is in flight its visibility timeout is extended in the
+background, so a slow object is not handed to a second reader.
+
+Usage::
+
+    queues = [SqsQueue("non-cloudwatch-logs", "us-east-1", "aws-logs", reader=0)]
+    messages = pipeline | ReadFromSqs(queues, aws_access, idle_seconds=10)
+
+With ``idle_seconds`` the read is bounded: a reader stops once its queue has
+returned nothing for that long. Without it the read never ends (streaming).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.core import RestrictionProvider
+from botocore.exceptions import BotoCoreError, ClientError
+
+from awscollector.errors import CollectorError
+from awscollector.io.access import AwsAccess
+
+log = logging.getLogger(__name__)
+
+_END = sys.maxsize  # a reader's restriction is [next poll, _END): it ends only when told
+_STOP = threading.Event()
+
+
+def stop_reading() -> None:
+    """Ask every reader of this process to stop polling (SIGINT/SIGTERM).
+
+    What was received is still delivered and deleted; the pipeline then ends.
+    """
+    _STOP.set()
+
+
+@dataclass(frozen=True)
+class SqsQueue:
+    """One reader of one queue: a queue name or URL, in a region, for a service."""
+
+    service: str
+    region: str
+    queue: str  # name or https URL
+    reader: int = 0
+
+    @property
+    def is_url(self) -> bool:
+        return self.queue.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class SqsMessage:
+    """A received message, with where it came from (kept for dead-letter entries)."""
+
+    service: str
+    region: str
+    queue_url: str
+    message_id: str
+    body: str
+    receive_count: int = 1
+
+
+class _PollRestrictionProvider(RestrictionProvider):
+    def initial_restriction(self, element: SqsQueue) -> OffsetRange:
+        return OffsetRange(0, _END)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, element, restriction) -> int:
+        return 1
+
+    def split(self, element, restriction):
+        yield restriction  # one reader is one restriction; `readers` makes more elements
+
+
+_READER_RESTRICTION = beam.DoFn.RestrictionParam(_PollRestrictionProvider())
+
+
+class VisibilityKeeper:
+    """Extends the visibility of in-flight messages until they are deleted or released."""
+
+    def __init__(self, timeout: int) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        # (queue url, message id) -> (client, receipt handle)
+        self._inflight: dict[tuple[str, str], tuple[object, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-visibility", daemon=True)
+        self._thread.start()
+        _KEEPERS.add(self)
+
+    def track(self, client, url: str, messages: list[dict]) -> None:
+        with self._lock:
+            for m in messages:
+                self._inflight[(url, m["MessageId"])] = (client, m["ReceiptHandle"])
+
+    def forget(self, url: str, message_ids: list[str]) -> None:
+        with self._lock:
+            for mid in message_ids:
+                self._inflight.pop((url, mid), None)
+
+    def release_all(self) -> None:
+        """Make every in-flight message visible again now (the run failed or stops)."""
+        self._change_all(0)
+        with self._lock:
+            self._inflight.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        interval = max(1.0, self.timeout / 3)
+        while not self._stop.wait(interval):
+            try:
+                self._change_all(self.timeout)
+            except Exception as e:  # keep the thread alive; SQS may recover
+                log.warning("AWS-008 extending SQS visibility failed: %s", e)
+
+    def _change_all(self, timeout: int) -> None:
+        with self._lock:
+            items = list(self._inflight.items())
+        by_queue: dict[tuple[int, str], list] = {}
+        for (url, mid), (client, handle) in items:
+            by_queue.setdefault((id(client), url), []).append((client, mid, handle))
+        for (_, url), entries in by_queue.items():
+            client = entries[0][0]
+            for i in range(0, len(entries), 10):
+                batch = [{"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": timeout}
+                         for n, (_, _, h) in enumerate(entries[i:i + 10])]
+                client.change_message_visibility_batch(QueueUrl=url, Entries=batch)
+
+
+_KEEPERS: weakref.WeakSet[VisibilityKeeper] = weakref.WeakSet()
+
+
+def release_in_flight() -> None:
+    """Make the messages of this process that were received but not deleted visible again.
+
+    Called when a run fails or is stopped, so the next run gets them at once
+    instead of after the visibility timeout.
+    """
+    for keeper in list(_KEEPERS):
+        try:
+            keeper.release_all()
+        except Exception as e:
+            log.warning("AWS-008 releasing in-flight SQS messages failed: %s", e)
+
+
+class _ReadSqsFn(beam.DoFn):
+    def __init__(self, access: AwsAccess, idle_seconds: float | None, bundle_seconds: float,
+                 max_messages_per_bundle: int, visibility_timeout: int,
+                 wait_seconds: int) -> None:
+        self._access = access
+        self._idle_seconds = idle_seconds
+        self._bundle_seconds = bundle_seconds
+        self._max_messages = max_messages_per_bundle
+        self._visibility = visibility_timeout
+        self._wait_seconds = wait_seconds
+
+    def setup(self) -> None:
+        self._keeper = VisibilityKeeper(self._visibility)
+        self._urls: dict[SqsQueue, str] = {}
+        self._idle_since: dict[SqsQueue, float] = {}
+        self._received = Metrics.counter("sqs", "messages_received")
+        self._deleted = Metrics.counter("sqs", "messages_deleted")
+
+    def teardown(self) -> None:
+        self._keeper.close()
+
+    def process(self, queue: SqsQueue,
+                finalizer=beam.DoFn.BundleFinalizerParam,
+                tracker=_READER_RESTRICTION,
+                ) -> Iterator[SqsMessage]:
+        # The finalizer parameter must come before the restriction (see ARCHITECTURE.md).
+        client = self._access.client("sqs", queue.region)
+        url = self._queue_url(client, queue)
+        position = tracker.current_restriction().start
+        deadline = time.monotonic() + self._bundle_seconds
+        received = 0
+        while True:
+            if _STOP.is_set():
+                tracker.try_claim(_END)
+                return
+            if self._idle_seconds is not None and self._idle_for(queue) >= self._idle_seconds:
+                log.info("queue %s (%s, reader %d) idle for %.0fs: reader done",
+                         queue.queue, queue.region, queue.reader, self._idle_for(queue))
+                tracker.try_claim(_END)  # nothing more to claim: the restriction is done
+                return
+            if not tracker.try_claim(position):
+                return
+            position += 1
+            messages = self._receive(client, url, queue)
+            if messages:
+                self._idle_since.pop(queue, None)
+                self._keeper.track(client, url, messages)
+                finalizer.register(self._deleter(client, url, messages))
+                self._received.inc(len(messages))
+                received += len(messages)
+                for m in messages:
+                    count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                    yield SqsMessage(queue.service, queue.region, url, m["MessageId"],
+                                     m["Body"], count)
+            else:
+                self._idle_since.setdefault(queue, time.monotonic())
+            if not messages or received >= self._max_messages or time.monotonic() >= deadline:
+                tracker.defer_remainder()
+                return
+
+    def _idle_for(self, queue: SqsQueue) -> float:
+        since = self._idle_since.get(queue)
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _receive(self, client, url: str, queue: SqsQueue) -> list[dict]:
+        wait = self._wait_seconds
+        if self._idle_seconds is not None:
+            remaining = self._idle_seconds - self._idle_for(queue)
+            wait = max(0, min(wait, math.ceil(remaining)))
+        try:
+            response = client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                VisibilityTimeout=self._visibility,
+                AttributeNames=["ApproximateReceiveCount"])
+        except (ClientError, BotoCoreError) as e:
+            raise aws_error(e, f"sqs ReceiveMessage on {url}") from e
+        return response.get("Messages", [])
+
+    def _queue_url(self, client, queue: SqsQueue) -> str:
+        url = self._urls.get(queue)
+        if url is None:
+            if queue.is_url:
+                url = queue.queue
+            else:
+                try:
+                    url = client.get_queue_url(QueueName=queue.queue)["QueueUrl"]
+                except (ClientError, BotoCoreError) as e:
+                    raise aws_error(e, f"sqs GetQueueUrl {queue.queue} in {queue.region}") from e
+            self._urls[queue] = url
+        return url
+
+    def _deleter(self, client, url: str, messages: list[dict]):
+        entries = [(m["MessageId"], m["ReceiptHandle"]) for m in messages]
+
+        def delete() -> None:
+            ids = [mid for mid, _ in entries]
+            try:
+                for i in range(0, len(entries), 10):
+                    batch = [{"Id": str(n), "ReceiptHandle": h}
+                             for n, (_, h) in enumerate(entries[i:i + 10])]
+                    result = client.delete_message_batch(QueueUrl=url, Entries=batch)
+                    for failed in result.get("Failed", []):
+                        log.warning("AWS-009 could not delete a delivered message from %s (%s):"
+                                    " it will be delivered again", url, failed.get("Code"))
+                self._deleted.inc(len(entries))
+            except (ClientError, BotoCoreError) as e:
+                log.warning("AWS-009 could not delete %d delivered messages from %s: %s;"
+                            " they will be delivered again", len(entries), url, e)
+            finally:
+                self._keeper.forget(url, ids)
+
+        return delete
+
+
+def aws_error(e: Exception, what: str) -> CollectorError:
+    """A CollectorError with the AWS family code that fits a boto3 error."""
+    code = "AWS-006"
+    detail = str(e)
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        name = err.get("Code", "")
+        detail = f"{name}: {err.get('Message', '')}".strip()
+        if name in ("AccessDenied", "AccessDeniedException", "Forbidden", "403"):
+            code = "AWS-003"
+        elif name in ("InvalidClientTokenId", "UnrecognizedClientException",
+                      "SignatureDoesNotMatch", "ExpiredToken", "InvalidAccessKeyId"):
+            code = "AWS-001"
+        elif name in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            code = "AWS-005"
+        elif name in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            code = "AWS-007"
+        elif name in ("Throttling", "ThrottlingException", "SlowDown", "RequestLimitExceeded"):
+            code = "AWS-004"
+        else:
+            code = "AWS-008"
+    return CollectorError(code, f"{what} failed: {detail}")
+
+
+class ReadFromSqs(beam.PTransform):
+    """Reads messages from SQS queues; each is deleted after its bundle is delivered.
+
+    Args:
+      queues: one ``SqsQueue`` per reader (several readers of a queue: reader=0..n-1).
+      access: how to reach AWS (``AwsAccess``).
+      idle_seconds: bounded mode: a reader stops after its queue was empty this long.
+        None: keep polling forever (streaming).
+      bundle_seconds: how long a bundle reads before it checkpoints and delivers.
+      max_messages_per_bundle: or after this many messages.
+      visibility_timeout: seconds a received message stays hidden; extended while in flight.
+      wait_seconds: long-poll wait of each ReceiveMessage call. Short, because on
+        the DirectRunner the readers of all queues and regions take turns in one
+        worker: a long wait on an empty queue would hold up a busy one.
+    """
+
+    def __init__(self, queues: list[SqsQueue], access: AwsAccess, *,
+                 idle_seconds: float | None = None, bundle_seconds: float = 5.0,
+                 max_messages_per_bundle: int = 100, visibility_timeout: int = 120,
+                 wait_seconds: int = 1) -> None:
+        super().__init__()
+        self._queues = list(queues)
+        self._fn = _ReadSqsFn(access, idle_seconds, bundle_seconds, max_messages_per_bundle,
+                              visibility_timeout, wait_seconds)
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Queues" >> beam.Create(self._queues)
+                | "Poll" >> beam.ParDo(self._fn))

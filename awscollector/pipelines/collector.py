@@ -1,0 +1,162 @@
+"""Builds and runs the whole collection: one Beam pipeline for every enabled service.
+
+Usage::
+
+    config = load_config("collector.yaml")
+    result = run_collector(config, ["--runner=DirectRunner"], idle_seconds=10)
+    print(format_summary(result.rows))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from awscollector.errors import CollectorError, as_collector_error
+from awscollector.io.access import AwsAccess
+from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
+from awscollector.io.devo import DevoTarget, WriteToDevo
+from awscollector.io.sqs import SqsQueue, release_in_flight
+from awscollector.pipelines import non_cloudwatch_logs
+from awscollector.pipelines.context import RunContext, ServicePlan
+
+log = logging.getLogger(__name__)
+
+# service name -> expand(pbegin, plan, ctx) -> {"events": ..., "dead_letter/...": ...}
+SERVICES: dict[str, Callable] = {
+    non_cloudwatch_logs.SERVICE: non_cloudwatch_logs.expand,
+}
+# The Devo table each service writes by default (for summary rows with no events yet).
+DEFAULT_TABLES = {non_cloudwatch_logs.SERVICE: non_cloudwatch_logs.VPC_TABLE}
+
+
+def config_globals(config):
+    return getattr(config, "globals_", None) or config.globals
+
+
+def plan_services(config) -> list[ServicePlan]:
+    """The services this version runs, with their regions and SQS readers."""
+    aws = config.inputs.aws
+    plans = []
+    if not aws.enabled:
+        return plans
+    for name, service in aws.enabled_services().items():
+        if name not in SERVICES:
+            log.warning("RUN-002 service %s is enabled but not available in this version:"
+                        " skipped", name)
+            continue
+        regions = aws.regions_for(name)
+        queues = []
+        queue = getattr(service, "sqs_queue_url", None) or getattr(service, "sqs_queue_name", None)
+        if queue:
+            readers = getattr(service, "readers", None) or 1
+            queues = [SqsQueue(name, region, queue, reader)
+                      for region in regions for reader in range(readers)]
+        plans.append(ServicePlan(name, service, regions, queues))
+    return plans
+
+
+@dataclass
+class RunResult:
+    rows: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # (service, region, table, delivered, dead-lettered)
+
+
+def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
+                   sqs_options: dict) -> None:
+    aws = config.inputs.aws
+    parallelism = sum(len(p.queues) for p in plans) or 1
+    access = AwsAccess(aws, max_pool_connections=max(10, 2 * parallelism))
+    g = config_globals(config)
+    dl_region = (aws.regions or ["us-east-1"])[0]
+    dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
+    ctx = RunContext(access, dl_target, sqs_options)
+    outputs = {name: DevoTarget.from_config(out) for name, out in config.outputs.items()}
+    for plan in plans:
+        named = SERVICES[plan.name](pipeline, plan, ctx)
+        for key, pcoll in named.items():
+            if key.startswith(DEAD_LETTER):
+                # One writer per dead-letter PCollection: a Flatten would break the fusion
+                # that makes SQS deletes wait for the dead letters (see io/deadletter.py).
+                pcoll | f"{plan.label} {key}" >> WriteDeadLetters(dl_target, access)
+        for out_name, target in outputs.items():
+            named["events"] | f"{plan.label} to {out_name}" >> WriteToDevo(target, name=out_name)
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    if runner in (None, "DirectRunner", "direct"):
+        direct = options.view_as(DirectOptions)
+        if (direct.direct_num_workers or 1) != 1:
+            # Beam 2.77's multi-worker FnApiRunner drops the residuals of splittable
+            # DoFns (it merges only metrics and errors of the parallel bundles): the SQS
+            # readers would stop after their first bundle. One worker is correct.
+            log.warning("RUN-003 --direct_num_workers=%s ignored: the DirectRunner runs the "
+                        "collector with one worker", direct.direct_num_workers)
+        direct.direct_num_workers = 1
+    return options
+
+
+def run_collector(config, beam_args: list[str] | None = None,
+                  idle_seconds: float | None = None, **sqs_options) -> RunResult:
+    """Runs every enabled service until idle (idle_seconds) or until stopped."""
+    plans = plan_services(config)
+    if not plans:
+        raise CollectorError("CFG-012", "no enabled service is available in this version")
+    options = pipeline_options(beam_args or [])
+    sqs_options = {"idle_seconds": idle_seconds, **sqs_options}
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, config, plans, sqs_options)
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except BaseException as e:
+        release_in_flight()
+        raise as_collector_error(e) from e
+    return RunResult(summary_rows(result, plans, list(config.outputs)[0]))
+
+
+def summary_rows(result, plans: list[ServicePlan], output: str) -> list[tuple]:
+    delivered: dict[tuple[str, str, str], int] = {}
+    dead: dict[tuple[str, str], int] = {}
+    for counter in result.metrics().query(MetricsFilter())["counters"]:
+        ns, name = counter.key.metric.namespace, counter.key.metric.name
+        value = counter.committed or counter.attempted or 0
+        if ns == "delivered":
+            out, service, region, table = name.split("|", 3)
+            if out == output:
+                delivered[(service, region, table)] = delivered.get(
+                    (service, region, table), 0) + value
+        elif ns == "deadletter":
+            service, region = name.split("|", 1)
+            dead[(service, region)] = dead.get((service, region), 0) + value
+    rows = []
+    for plan in plans:
+        for region in plan.regions:
+            tables = sorted(t for (s, r, t) in delivered if s == plan.name and r == region)
+            tables = tables or [DEFAULT_TABLES.get(plan.name, "-")]
+            for i, table in enumerate(tables):
+                rows.append((plan.name, region, table, delivered.get((plan.name, region, table), 0),
+                             dead.get((plan.name, region), 0) if i == 0 else 0))
+    return rows
+
+
+def format_summary(rows: list[tuple]) -> str:
+    header = ("service", "region", "Devo table", "delivered", "dead-lettered")
+    table = [header] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(table):
+        lines.append("  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    total = sum(r[3] for r in rows), sum(r[4] for r in rows)
+    lines.append(f"total: {total[0]} delivered, {total[1]} dead-lettered")
+    return "\n".join(lines)
