@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import yaml
 
@@ -120,7 +121,7 @@ def queue_keys(aws, url: str, region: str = "us-east-1") -> set[str]:
             seen.add(m["MessageId"])
             body = json.loads(m["Body"])
             for r in body.get("Records", []):
-                keys.add(r["s3"]["object"]["key"])
+                keys.add(unquote_plus(r["s3"]["object"]["key"]))
     time.sleep(2.2)  # let them become visible again for the next reader
     return keys
 

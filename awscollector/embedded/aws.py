@@ -14,6 +14,7 @@ enforce IAM, because moto reads them when it is imported.
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import socket
 import subprocess
@@ -70,6 +71,8 @@ class EmbeddedAws:
         if self._server is not None or self._process is not None:
             return self
         if self.in_process:
+            # werkzeug logs every request at INFO: noise in the collector's own log.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
             self._start_thread()
         else:
             self._start_process()

@@ -1,0 +1,467 @@
+"""Benchmark: VPC Flow Logs from S3+SQS to Devo, the collector against a plain-Python loop.
+
+    .venv/bin/python benchmarks/vpc_flow_bench.py            # make bench: 40 x 25,000 lines
+    .venv/bin/python benchmarks/vpc_flow_bench.py --lines 200000 --objects 8 --rounds 3
+
+Seeds an embedded AWS (moto's server, its own process) with gzip VPC Flow Logs
+objects in a bucket that notifies an SQS queue, then measures, on the same
+objects and against the same embedded Devo relay (TLS, client certificate):
+
+* baseline: a plain Python process that lists the bucket and, in one loop,
+  downloads each object, gunzips it, splits its lines, drops the header, and
+  writes the syslog lines (``<14>date host cloud.aws.vpc.flow: line``) to the
+  relay in one large write per object, over one TLS connection; it then
+  half-closes and waits for the relay's EOF, as the collector does;
+* collector: ``python -m awscollector run --config FILE --until-idle``, as a
+  user runs it (DirectRunner unless --collector-arg says otherwise).
+
+Both run as child processes of this one and are measured the same way:
+
+* wall: from starting the process until it has exited;
+* active: from starting the process until the relay has counted every
+  expected event (the collector's ``--idle-seconds`` tail is not in it; the
+  interpreter start, imports and pipeline construction are);
+* events/s and MB/s (uncompressed object bytes, 10^6 bytes) from active time;
+* peak RSS (``ru_maxrss`` of that child, from ``os.wait4``) and CPU seconds.
+
+Correctness: the relay must have counted every event (the collector delivers
+at least once, so more are reported as duplicates), no line may fail to parse,
+the queue must be empty and nothing dead-lettered. A failed check exits 1; a
+collector below the target (0.5 of the baseline's events/s) still exits 0.
+
+The relay runs as threads of this process; the machine's cores are shared by
+moto, the relay and the measured process, in both phases alike. With
+``--rounds N`` the phases alternate (B C, C B, ...) and medians are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+TABLE = "cloud.aws.vpc.flow"
+REGION = "us-east-1"
+BUCKET = "bench-flow-logs"
+QUEUE = "bench-flow-logs"
+TARGET_RATIO = 0.5
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+POLL_SECONDS = 0.05
+
+
+# -- the baseline: one plain loop, run in its own process (only stdlib and boto3 imported)
+
+
+def syslog_header(table: str, hostname: str) -> bytes:
+    """``<14>Mmm dd hh:mm:ss host table: ``, as devo-sdk's Sender writes it."""
+    date = time.strftime("%b %d %H:%M:%S")
+    if date[4] == "0":  # the day is space padded: "Jan  1"
+        date = date[:4] + " " + date[5:]
+    return f"<14>{date} {hostname} {table}: ".encode()
+
+
+def baseline_worker(spec: dict) -> int:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=spec["region"], endpoint_url=spec["endpoint_url"])
+    context = ssl.create_default_context(cafile=spec["ca"])
+    context.load_cert_chain(spec["cert"], spec["key"])
+    hostname = socket.gethostname()
+    started = time.monotonic()
+    keys = [obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"])
+            for obj in page.get("Contents", ())]
+    events = 0
+    raw = socket.create_connection(("127.0.0.1", spec["port"]))
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        for key in keys:
+            body = s3.get_object(Bucket=spec["bucket"], Key=key)["Body"].read()
+            lines = gzip.decompress(body).split(b"\n")
+            del lines[0]  # the header line
+            if lines and not lines[-1]:
+                lines.pop()  # after the last newline
+            header = syslog_header(TABLE, hostname)
+            sock.sendall(header + (b"\n" + header).join(lines) + b"\n")
+            events += len(lines)
+        # Done: close_notify, then the relay closes once it has read everything.
+        try:
+            plain = sock.unwrap()
+            while plain.recv(65536):
+                pass
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            pass
+    print(json.dumps({"objects": len(keys), "events": events,
+                      "loop_seconds": time.monotonic() - started}))
+    return 0
+
+
+# -- measuring a child process
+
+
+@dataclass
+class Phase:
+    phase: str
+    round: int
+    expected: int
+    received: int
+    wall: float  # process start to exit
+    active: float | None  # process start to the relay having every expected event
+    first_event: float | None  # process start to the relay's first event
+    cpu: float  # user + system seconds of the child
+    peak_rss_mb: float
+    exit_code: int
+    uncompressed_bytes: int
+
+    @property
+    def seconds(self) -> float:
+        return self.active if self.active is not None else self.wall
+
+    @property
+    def events_per_second(self) -> float:
+        return self.expected / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.uncompressed_bytes / 1e6 / self.seconds
+
+
+def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes: int,
+            log_path: Path, timeout: float) -> Phase:
+    """Run cmd; time it against the relay's count; peak RSS and CPU from wait4."""
+    relay.reset()
+    with open(log_path, "wb") as log:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)
+    first = active = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        now = time.monotonic()
+        if pid:
+            wall = now - start
+            break
+        if active is None:
+            if first is None and relay.total() > 0:
+                first = now - start
+            # Wakes as soon as the relay records the last expected event.
+            if relay.wait_for_total(expected, POLL_SECONDS):
+                active = time.monotonic() - start
+        else:
+            time.sleep(POLL_SECONDS)
+        if now - start > timeout:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - start
+            print(f"{name}: killed after {timeout:.0f}s", file=sys.stderr)
+            break
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    received = relay.total()
+    if active is None and received >= expected:
+        active = wall
+    if first is None and received:
+        first = active
+    return Phase(name, round_, expected, received, wall, active, first,
+                 usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
+                 nbytes)
+
+
+# -- seeding
+
+
+@dataclass
+class Seeded:
+    keys: list[str]
+    bodies: list[bytes]
+    events: int
+    uncompressed_bytes: int
+    compressed_bytes: int
+    queue_url: str
+    seconds: float
+
+
+def object_sizes(lines: int, objects: int) -> list[int]:
+    base, extra = divmod(lines, objects)
+    return [base + (1 if i < extra else 0) for i in range(objects)]
+
+
+def seed(aws, lines: int, objects: int) -> Seeded:
+    from awscollector.embedded.seed import create_s3_sqs, vpc_flow_lines, vpc_key, vpc_object
+
+    started = time.monotonic()
+    s3, sqs = aws.client("s3", REGION), aws.client("sqs", REGION)
+    queue_url = create_s3_sqs(s3, sqs, BUCKET, QUEUE, REGION)
+    keys, bodies = [], []
+    events = packed = 0
+    for n, size in enumerate(object_sizes(lines, objects)):
+        # Each object its own records (seed) and time range, as consecutive files would be.
+        records = vpc_flow_lines(size, seed=n + 1, start=1_795_000_000 + 600 * n, region=REGION)
+        body = vpc_object(records)
+        key = vpc_key(REGION, n)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        keys.append(key)
+        bodies.append(body)
+        events += len(records)
+        packed += len(body)
+    # The uncompressed size is the gunzipped object: header line and newlines included.
+    raw = sum(len(gzip.decompress(b)) for b in bodies)
+    return Seeded(keys, bodies, events, raw, packed, queue_url, time.monotonic() - started)
+
+
+def rearm(aws, seeded: Seeded) -> None:
+    """Announce every object again (put them again), for another collector phase."""
+    s3 = aws.client("s3", REGION)
+    for key, body in zip(seeded.keys, seeded.bodies, strict=True):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def queue_depth(aws, url: str) -> int:
+    attrs = aws.client("sqs", REGION).get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                      "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return (int(attrs["ApproximateNumberOfMessages"])
+            + int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+
+
+def collector_config(aws, relay, pki, workdir: Path, readers: int) -> dict:
+    return {
+        "globals": {"dead_letter": {"type": "filesystem",
+                                    "config": {"directory_name": str(workdir / "deadletter")}},
+                    "persistence": {"type": "filesystem",
+                                    "config": {"directory_name": str(workdir / "state")}}},
+        "outputs": {"devo_1": {"type": "devo_platform", "config": {
+            "address": "127.0.0.1", "port": relay.port, "type": "SSL",
+            "chain": str(pki.ca_cert), "cert": str(pki.client_cert),
+            "key": str(pki.client_key)}}},
+        "inputs": {"aws": {
+            "id": "1", "endpoint_url": aws.endpoint_url,
+            "credentials": {"access_key": "${AWS_ACCESS_KEY_ID}",
+                            "access_secret": "${AWS_SECRET_ACCESS_KEY}"},
+            "regions": [REGION],
+            "services": {"non-cloudwatch-logs": {
+                "types": ["vpc_flow_logs"], "sqs_queue_name": QUEUE, "readers": readers}}}},
+    }
+
+
+def dead_letter_lines(workdir: Path) -> int:
+    directory = workdir / "deadletter"
+    if not directory.exists():
+        return 0
+    return sum(len(p.read_text().splitlines()) for p in directory.rglob("*") if p.is_file())
+
+
+# -- reporting
+
+
+def format_table(phases: list[Phase]) -> str:
+    header = ("phase", "round", "events", "wall s", "active s", "1st event s", "events/s",
+              "MB/s", "CPU s", "peak RSS MB")
+    rows = [header]
+    for p in phases:
+        rows.append((p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
+                     "-" if p.active is None else f"{p.active:.2f}",
+                     "-" if p.first_event is None else f"{p.first_event:.2f}",
+                     f"{p.events_per_second:,.0f}", f"{p.mb_per_second:.1f}", f"{p.cpu:.1f}",
+                     f"{p.peak_rss_mb:.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    out = []
+    for n, row in enumerate(rows):
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+# -- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="VPC Flow Logs: the collector against a plain-Python baseline.")
+    parser.add_argument("--lines", type=int, default=1_000_000,
+                        help="flow records in all (default 1,000,000)")
+    parser.add_argument("--objects", type=int, default=40,
+                        help="gzip objects they are spread over (default 40)")
+    parser.add_argument("--readers", type=int, default=1,
+                        help="the collector's SQS readers (config `readers`, default 1)")
+    parser.add_argument("--idle-seconds", type=float, default=2.0,
+                        help="the collector's --idle-seconds (default 2)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each phase this many times, alternating (default 1)")
+    parser.add_argument("--only", choices=("baseline", "collector"),
+                        help="run one phase only (no ratio)")
+    parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `aws-collector run` (Beam options), repeatable")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds before a phase is killed (default 900)")
+    parser.add_argument("--workdir", help="keep config, logs and certificates here "
+                                          "(default: a temporary directory, removed)")
+    parser.add_argument("--json", dest="json_path", help="also write the results here as JSON")
+    parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.lines < 1 or args.objects < 1 or args.objects > args.lines:
+        parser.error("need 1 <= --objects <= --lines")
+    if args.rounds < 1 or args.readers < 1:
+        parser.error("--rounds and --readers must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.baseline_worker:
+        return baseline_worker(json.loads(args.baseline_worker))
+    if args.workdir:
+        workdir = Path(args.workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        return run(args, workdir)
+    with tempfile.TemporaryDirectory(prefix="vpc-flow-bench-") as tmp:
+        return run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, workdir: Path) -> int:
+    import yaml
+
+    from awscollector.embedded.aws import EmbeddedAws
+    from awscollector.embedded.certs import make_test_pki
+    from awscollector.embedded.relay import DevoRelay
+
+    pki = make_test_pki(workdir / "pki")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; moto server, "
+          "relay and the measured process share them", flush=True)
+    with EmbeddedAws(in_process=False) as aws, DevoRelay(pki, keep_events=False) as relay:
+        seeded = seed(aws, args.lines, args.objects)
+        print(f"seeded {seeded.events:,} lines in {len(seeded.keys)} gzip objects: "
+              f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed, "
+              f"{seeded.compressed_bytes / 1e6:.1f} MB gzip, in {seeded.seconds:.1f}s",
+              flush=True)
+
+        config_path = workdir / "collector.yaml"
+        config_path.write_text(yaml.safe_dump(
+            collector_config(aws, relay, pki, workdir, args.readers)))
+        spec = {"endpoint_url": aws.endpoint_url, "region": REGION, "bucket": BUCKET,
+                "port": relay.port, "ca": str(pki.ca_cert), "cert": str(pki.client_cert),
+                "key": str(pki.client_key)}
+        commands = {
+            "baseline": [sys.executable, str(Path(__file__).resolve()),
+                         "--baseline-worker", json.dumps(spec)],
+            "collector": [sys.executable, "-m", "awscollector", "run", "--config",
+                          str(config_path), "--until-idle", "--idle-seconds",
+                          str(args.idle_seconds), *args.collector_arg],
+        }
+
+        phases: list[Phase] = []
+        failures: list[str] = []
+        collector_runs = 0
+        for round_ in range(1, args.rounds + 1):
+            order = ["baseline", "collector"] if round_ % 2 else ["collector", "baseline"]
+            for name in order:
+                if args.only and name != args.only:
+                    continue
+                if name == "collector" and collector_runs:
+                    rearm(aws, seeded)  # the previous collector phase emptied the queue
+                log_path = workdir / f"{name}-{round_}.log"
+                print(f"round {round_}: {name} ...", flush=True)
+                phase = measure(name, round_, commands[name], relay, seeded.events,
+                                seeded.uncompressed_bytes, log_path, args.timeout)
+                phases.append(phase)
+                failures += check(name, phase, relay, log_path)
+                if name == "collector":
+                    collector_runs += 1
+                    failures += check_collector(aws, seeded, workdir)
+                print(f"  {phase.received:,} events, active "
+                      f"{'-' if phase.active is None else f'{phase.active:.2f}'}s, "
+                      f"wall {phase.wall:.2f}s", flush=True)
+
+    print()
+    print(format_table(phases))
+    print(f"\n{seeded.events:,} events in {len(seeded.keys)} objects, "
+          f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed; events/s and MB/s over "
+          "active time (process start to the relay having every event); "
+          f"collector readers={args.readers}, idle tail {args.idle_seconds:g}s "
+          f"(in wall, not in active).")
+
+    ratio = None
+    medians = {}
+    for name in ("baseline", "collector"):
+        rates = [p.events_per_second for p in phases if p.phase == name]
+        if rates:
+            medians[name] = statistics.median(rates)
+    if len(medians) == 2:
+        ratio = medians["collector"] / medians["baseline"]
+        verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW"
+        what = "median " if args.rounds > 1 else ""
+        print(f"collector/baseline {what}events/s: {medians['collector']:,.0f} / "
+              f"{medians['baseline']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
+              f"{verdict}")
+
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({
+            "events": seeded.events, "objects": len(seeded.keys),
+            "uncompressed_bytes": seeded.uncompressed_bytes,
+            "phases": [{**asdict(p), "events_per_second": p.events_per_second,
+                        "mb_per_second": p.mb_per_second} for p in phases],
+            "ratio": ratio, "target": TARGET_RATIO, "failures": failures}, indent=2) + "\n")
+
+    if failures:
+        print("\nFAILED checks:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def check(name: str, phase: Phase, relay, log_path: Path) -> list[str]:
+    failures = []
+    if phase.exit_code != 0:
+        failures.append(f"{name} round {phase.round}: exit code {phase.exit_code}; "
+                        f"its log ends:\n{tail(log_path)}")
+    if phase.received < phase.expected:
+        failures.append(f"{name} round {phase.round}: relay got {phase.received:,} of "
+                        f"{phase.expected:,} events ({phase.expected - phase.received:,} "
+                        "missing)")
+    elif phase.received > phase.expected:
+        extra = phase.received - phase.expected
+        if name == "baseline":
+            failures.append(f"baseline round {phase.round}: {extra:,} events too many")
+        else:  # at least once: allowed, but reported
+            print(f"  note: {extra:,} duplicate events (at-least-once delivery)")
+    counts = relay.counts()
+    if set(counts) - {TABLE}:
+        failures.append(f"{name} round {phase.round}: unexpected tables {sorted(counts)}")
+    bad = relay.bad_lines()
+    if bad:
+        failures.append(f"{name} round {phase.round}: relay could not parse {len(bad)} lines, "
+                        f"first {bad[0][:200]!r}")
+    return failures
+
+
+def check_collector(aws, seeded: Seeded, workdir: Path) -> list[str]:
+    failures = []
+    depth = queue_depth(aws, seeded.queue_url)
+    if depth:
+        failures.append(f"collector: {depth} messages left in the queue")
+    dead = dead_letter_lines(workdir)
+    if dead:
+        failures.append(f"collector: {dead} dead-letter entries in {workdir / 'deadletter'}")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
