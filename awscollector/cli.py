@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until-idle", action="store_true",
                      help="stop once every queue has been empty for --idle-seconds")
     run.add_argument("--idle-seconds", type=float, default=10.0)
+    run.add_argument("--sqs-visibility-timeout", type=int, default=120, metavar="SECONDS",
+                     help="how long a received message stays hidden (extended while in "
+                          "flight); after a crash, messages come back after this long")
     validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
     validate.add_argument("--config", required=True)
     demo = sub.add_parser("demo", help="collect sample data from an embedded AWS to an "
@@ -88,13 +91,33 @@ def cmd_run(args, beam_args: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     idle = args.idle_seconds if args.until_idle else None
     try:
-        result = run_collector(config, beam_args, idle_seconds=idle)
+        result = run_collector(config, beam_args, idle_seconds=idle,
+                               visibility_timeout=args.sqs_visibility_timeout)
     except CollectorError as e:
         log.error("%s", e)
         print(str(e), file=sys.stderr)
         return 2 if e.code.startswith("CFG-") else 1
     print(format_summary(result.rows))
+    log.info("peak memory: %.0f MB", peak_memory_mb())
     return 0
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM).
+
+    Not getrusage's ru_maxrss: on Linux that carries over the high-water mark of
+    the parent that spawned us, which says nothing about the collector.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cmd_demo(args) -> int:
