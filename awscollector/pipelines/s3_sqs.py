@@ -62,6 +62,12 @@ class ExtractObjects(beam.DoFn):
                      message.message_id)
             self._skipped.inc()
             return
+        if not notification.objects:
+            # e.g. only ObjectRemoved records: nothing to collect, counted and logged
+            log.info("skipped message %s from %s: no created object in it", message.message_id,
+                     message.queue_url)
+            self._skipped.inc()
+            return
         for ref in notification.objects:
             task = ObjectTask(message, ref)
             try:
