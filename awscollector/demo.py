@@ -19,6 +19,7 @@ import yaml
 
 from awscollector.embedded.aws import EmbeddedAws
 from awscollector.embedded.certs import make_test_pki
+from awscollector.embedded.config import embedded_config
 from awscollector.embedded.relay import DevoRelay
 from awscollector.embedded.seed import (
     CUSTOM_FIELDS,
@@ -31,29 +32,6 @@ from awscollector.embedded.seed import (
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 QUEUE = "aws-logs"
-
-
-def demo_config(endpoint_url: str, relay_port: int, pki, workdir: Path, out_dir: Path) -> dict:
-    return {
-        "globals": {
-            "persistence": {"type": "filesystem",
-                            "config": {"directory_name": str(workdir / "state")}},
-            "dead_letter": {"type": "filesystem",
-                            "config": {"directory_name": str(out_dir / "deadletter")}},
-        },
-        "outputs": {"devo_1": {"type": "devo_platform", "config": {
-            "address": "127.0.0.1", "port": relay_port, "type": "SSL",
-            "chain": str(pki.ca_cert), "cert": str(pki.client_cert),
-            "key": str(pki.client_key)}}},
-        "inputs": {"aws": {
-            "id": "100001", "enabled": True, "endpoint_url": endpoint_url,
-            "credentials": {"access_key": "${AWS_ACCESS_KEY_ID}",
-                            "access_secret": "${AWS_SECRET_ACCESS_KEY}"},
-            "regions": list(REGIONS),
-            "services": {"non-cloudwatch-logs": {
-                "types": ["vpc_flow_logs"], "sqs_queue_name": QUEUE, "readers": 1}},
-        }},
-    }
 
 
 def seed(aws: EmbeddedAws) -> int:
@@ -93,7 +71,8 @@ def run_demo(out: str = "demo-out") -> int:
         good = seed(aws)
         print(f"seeded {good} VPC Flow Log records in {len(REGIONS)} regions, "
               f"plus one truncated object")
-        raw = demo_config(aws.endpoint_url, relay.port, pki, workdir, out_dir)
+        raw = embedded_config(aws.endpoint_url, relay.port, pki, workdir, QUEUE, REGIONS,
+                              dead_letter_dir=out_dir / "deadletter")
         (out_dir / "collector.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
         config = parse_config(raw, workdir, environ=env)

@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 import yaml
 
 from awscollector.config import parse_config
+from awscollector.embedded.config import embedded_config
 from awscollector.embedded.seed import DEFAULT_FIELDS, create_s3_sqs, vpc_flow_lines, vpc_key
 
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -26,23 +27,8 @@ def unique(prefix: str) -> str:
 
 def raw_config(aws, relay, pki, queue: str, workdir: Path, regions=("us-east-1",),
                readers: int = 1, types=("vpc_flow_logs",)) -> dict:
-    return {
-        "globals": {"dead_letter": {"type": "filesystem",
-                                    "config": {"directory_name": str(workdir / "deadletter")}},
-                    "persistence": {"type": "filesystem",
-                                    "config": {"directory_name": str(workdir / "state")}}},
-        "outputs": {"devo_1": {"type": "devo_platform", "config": {
-            "address": "127.0.0.1", "port": relay.port, "type": "SSL",
-            "chain": str(pki.ca_cert), "cert": str(pki.client_cert),
-            "key": str(pki.client_key)}}},
-        "inputs": {"aws": {
-            "id": "1", "endpoint_url": aws.endpoint_url,
-            "credentials": {"access_key": "${AWS_ACCESS_KEY_ID}",
-                            "access_secret": "${AWS_SECRET_ACCESS_KEY}"},
-            "regions": list(regions),
-            "services": {"non-cloudwatch-logs": {
-                "types": list(types), "sqs_queue_name": queue, "readers": readers}}}},
-    }
+    return embedded_config(aws.endpoint_url, relay.port, pki, workdir, queue, tuple(regions),
+                           readers, tuple(types))
 
 
 def config(aws, relay, pki, queue, workdir, **kwargs):
