@@ -1,7 +1,7 @@
 """Benchmark: VPC Flow Logs from S3+SQS to Devo, the collector against a plain-Python loop.
 
-    .venv/bin/python benchmarks/vpc_flow_bench.py            # make bench: 40 x 25,000 lines
-    .venv/bin/python benchmarks/vpc_flow_bench.py --lines 200000 --objects 8 --rounds 3
+    .venv/bin/python benchmarks/vpc_flow_bench.py      # make bench: 40 x 25,000 lines, 3 rounds
+    .venv/bin/python benchmarks/vpc_flow_bench.py --lines 200000 --objects 8 --rounds 1
 
 Seeds an embedded AWS (moto's server, its own process) with gzip VPC Flow Logs
 objects in a bucket that notifies an SQS queue, then measures, on the same
@@ -21,8 +21,12 @@ Both run as child processes of this one and are measured the same way:
 * active: from starting the process until the relay has counted every
   expected event (the collector's ``--idle-seconds`` tail is not in it; the
   interpreter start, imports and pipeline construction are);
-* events/s and MB/s (uncompressed object bytes, 10^6 bytes) from active time;
-* peak RSS (``ru_maxrss`` of that child, from ``os.wait4``) and CPU seconds.
+* events/s and MB/s (uncompressed object bytes, 10^6 bytes) over active time;
+  steady events/s from the relay's first event to its last;
+* peak RSS (VmHWM of that child, polled while it runs) and its CPU
+  seconds; beside them the CPU seconds of the moto server, of this process
+  (the relay's threads) and of everything else on the machine ("other": a
+  run with much of it was disturbed by something else).
 
 Correctness: the relay must have counted every event (the collector delivers
 at least once, so more are reported as duplicates), no line may fail to parse,
@@ -30,8 +34,9 @@ the queue must be empty and nothing dead-lettered. A failed check exits 1; a
 collector below the target (0.5 of the baseline's events/s) still exits 0.
 
 The relay runs as threads of this process; the machine's cores are shared by
-moto, the relay and the measured process, in both phases alike. With
-``--rounds N`` the phases alternate (B C, C B, ...) and medians are compared.
+moto, the relay and the measured process, in both phases alike. The phases
+alternate (B C, C B, B C, ...); the verdict compares the best round of each
+(other load only slows a phase down), the medians are printed beside it.
 """
 
 from __future__ import annotations
@@ -117,8 +122,12 @@ class Phase:
     wall: float  # process start to exit
     active: float | None  # process start to the relay having every expected event
     first_event: float | None  # process start to the relay's first event
+    first_count: int  # events the relay had at first_event (a whole first batch)
     cpu: float  # user + system seconds of the child
     peak_rss_mb: float
+    aws_cpu: float | None  # the moto server's CPU seconds meanwhile
+    relay_cpu: float  # this process's: the relay's threads (and the polling)
+    other_cpu: float | None  # the rest of the machine's busy CPU seconds: noise
     exit_code: int
     uncompressed_bytes: int
 
@@ -134,45 +143,125 @@ class Phase:
     def mb_per_second(self) -> float:
         return self.uncompressed_bytes / 1e6 / self.seconds
 
+    @property
+    def steady_events_per_second(self) -> float | None:
+        """From the first event to the last: the rate once started up."""
+        if self.active is None or self.first_event is None or self.active <= self.first_event:
+            return None
+        return (self.expected - self.first_count) / (self.active - self.first_event)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def helper_pids() -> list[int]:
+    """This process's children (the moto server), before the measured one starts."""
+    pids = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids += [int(p) for p in children.read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def processes_cpu_seconds(pids: list[int]) -> float | None:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime stime
+    return total
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
 
 def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes: int,
             log_path: Path, timeout: float) -> Phase:
-    """Run cmd; time it against the relay's count; peak RSS and CPU from wait4."""
+    """Run cmd; time it against the relay's count; peak RSS (VmHWM) and CPU (wait4).
+
+    Also what the moto server, this process (the relay) and the rest of the
+    machine used of the CPUs meanwhile, so that a disturbed run shows.
+    """
     relay.reset()
+    helpers = helper_pids()
+    cpu_before = (machine_busy_seconds(), processes_cpu_seconds(helpers), own_cpu_seconds())
     with open(log_path, "wb") as log:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
     first = active = None
+    first_count = 0
+    peak_kb = 0
     while True:
+        peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        now = time.monotonic()
         if pid:
-            wall = now - start
+            wall = time.monotonic() - start
             break
         if active is None:
-            if first is None and relay.total() > 0:
-                first = now - start
-            # Wakes as soon as the relay records the last expected event.
-            if relay.wait_for_total(expected, POLL_SECONDS):
-                active = time.monotonic() - start
+            # Returns as soon as the relay has recorded the first, then the last, event.
+            if relay.wait_for_total(1 if first is None else expected, POLL_SECONDS):
+                seen = time.monotonic() - start
+                count = relay.total()
+                if first is None:
+                    first, first_count = seen, count
+                if count >= expected:
+                    active = seen
         else:
             time.sleep(POLL_SECONDS)
-        if now - start > timeout:
+        if time.monotonic() - start > timeout:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.monotonic() - start
             print(f"{name}: killed after {timeout:.0f}s", file=sys.stderr)
             break
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    busy, aws_cpu, own = (machine_busy_seconds(), processes_cpu_seconds(helpers),
+                          own_cpu_seconds())
+    cpu = usage.ru_utime + usage.ru_stime
+    relay_cpu = own - cpu_before[2]
+    aws_cpu = None if aws_cpu is None or cpu_before[1] is None else aws_cpu - cpu_before[1]
+    other = None
+    if busy is not None and cpu_before[0] is not None and aws_cpu is not None:
+        other = max(0.0, busy - cpu_before[0] - cpu - aws_cpu - relay_cpu)
     received = relay.total()
     if active is None and received >= expected:
         active = wall
     if first is None and received:
-        first = active
-    return Phase(name, round_, expected, received, wall, active, first,
-                 usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
-                 nbytes)
+        first, first_count = active, received
+    return Phase(name, round_, expected, received, wall, active, first, first_count, cpu,
+                 peak_kb / 1024, aws_cpu, relay_cpu, other, proc.returncode, nbytes)
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """The peak RSS of a running process (VmHWM), 0 once it is gone.
+
+    Not wait4's ru_maxrss: on Linux a child inherits the high-water mark of the
+    process that spawned it across fork and exec, here this benchmark's own.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # -- seeding
@@ -233,23 +322,10 @@ def queue_depth(aws, url: str) -> int:
 
 
 def collector_config(aws, relay, pki, workdir: Path, readers: int) -> dict:
-    return {
-        "globals": {"dead_letter": {"type": "filesystem",
-                                    "config": {"directory_name": str(workdir / "deadletter")}},
-                    "persistence": {"type": "filesystem",
-                                    "config": {"directory_name": str(workdir / "state")}}},
-        "outputs": {"devo_1": {"type": "devo_platform", "config": {
-            "address": "127.0.0.1", "port": relay.port, "type": "SSL",
-            "chain": str(pki.ca_cert), "cert": str(pki.client_cert),
-            "key": str(pki.client_key)}}},
-        "inputs": {"aws": {
-            "id": "1", "endpoint_url": aws.endpoint_url,
-            "credentials": {"access_key": "${AWS_ACCESS_KEY_ID}",
-                            "access_secret": "${AWS_SECRET_ACCESS_KEY}"},
-            "regions": [REGION],
-            "services": {"non-cloudwatch-logs": {
-                "types": ["vpc_flow_logs"], "sqs_queue_name": QUEUE, "readers": readers}}}},
-    }
+    from awscollector.embedded.config import embedded_config
+
+    return embedded_config(aws.endpoint_url, relay.port, pki, workdir, QUEUE, (REGION,),
+                           readers)
 
 
 def dead_letter_lines(workdir: Path) -> int:
@@ -264,14 +340,16 @@ def dead_letter_lines(workdir: Path) -> int:
 
 def format_table(phases: list[Phase]) -> str:
     header = ("phase", "round", "events", "wall s", "active s", "1st event s", "events/s",
-              "MB/s", "CPU s", "peak RSS MB")
+              "MB/s", "steady events/s", "peak RSS MB", "CPU s", "moto CPU s", "relay CPU s",
+              "other CPU s")
     rows = [header]
     for p in phases:
         rows.append((p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
-                     "-" if p.active is None else f"{p.active:.2f}",
-                     "-" if p.first_event is None else f"{p.first_event:.2f}",
-                     f"{p.events_per_second:,.0f}", f"{p.mb_per_second:.1f}", f"{p.cpu:.1f}",
-                     f"{p.peak_rss_mb:.0f}"))
+                     _num(p.active, ".2f"), _num(p.first_event, ".2f"),
+                     f"{p.events_per_second:,.0f}", f"{p.mb_per_second:.1f}",
+                     _num(p.steady_events_per_second, ",.0f"), f"{p.peak_rss_mb:.0f}",
+                     f"{p.cpu:.1f}", _num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}",
+                     _num(p.other_cpu, ".1f")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     out = []
     for n, row in enumerate(rows):
@@ -280,6 +358,20 @@ def format_table(phases: list[Phase]) -> str:
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def baseline_loop_seconds(log_path: Path) -> float | None:
+    """What the baseline worker measured itself, from listing to the relay's EOF."""
+    for line in reversed(tail(log_path, 5).splitlines()):
+        try:
+            return float(json.loads(line)["loop_seconds"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def tail(path: Path, n: int = 30) -> str:
@@ -303,12 +395,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the collector's SQS readers (config `readers`, default 1)")
     parser.add_argument("--idle-seconds", type=float, default=2.0,
                         help="the collector's --idle-seconds (default 2)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure each phase this many times, alternating (default 1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measure each phase this many times, alternating; the verdict "
+                             "compares the best round of each (default 3)")
     parser.add_argument("--only", choices=("baseline", "collector"),
                         help="run one phase only (no ratio)")
     parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for `aws-collector run` (Beam options), repeatable")
+                        help="extra argument for `aws-collector run` (a Beam option), repeatable: "
+                             "--collector-arg=--runner=DirectRunner")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds before a phase is killed (default 900)")
     parser.add_argument("--workdir", help="keep config, logs and certificates here "
@@ -385,39 +479,53 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                 if name == "collector":
                     collector_runs += 1
                     failures += check_collector(aws, seeded, workdir)
-                print(f"  {phase.received:,} events, active "
-                      f"{'-' if phase.active is None else f'{phase.active:.2f}'}s, "
-                      f"wall {phase.wall:.2f}s", flush=True)
+                active = "-" if phase.active is None else f"{phase.active:.2f}s"
+                note = ""
+                if name == "baseline":
+                    loop = baseline_loop_seconds(log_path)
+                    if loop is not None:
+                        note = f" (its loop alone, without interpreter start: {loop:.2f}s)"
+                print(f"  {phase.received:,} events, active {active}, wall {phase.wall:.2f}s"
+                      f"{note}", flush=True)
 
     print()
     print(format_table(phases))
     print(f"\n{seeded.events:,} events in {len(seeded.keys)} objects, "
-          f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed; events/s and MB/s over "
-          "active time (process start to the relay having every event); "
-          f"collector readers={args.readers}, idle tail {args.idle_seconds:g}s "
-          f"(in wall, not in active).")
+          f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed. events/s and MB/s: over "
+          "active time, from process start to the relay having every event (startup in, "
+          "idle tail out); steady events/s: from the relay's first event to its last. "
+          f"Collector readers={args.readers}, --idle-seconds {args.idle_seconds:g}.")
 
-    ratio = None
-    medians = {}
+    ratio = median_ratio = None
+    best, medians = {}, {}
     for name in ("baseline", "collector"):
         rates = [p.events_per_second for p in phases if p.phase == name]
         if rates:
-            medians[name] = statistics.median(rates)
-    if len(medians) == 2:
-        ratio = medians["collector"] / medians["baseline"]
+            best[name], medians[name] = max(rates), statistics.median(rates)
+    if len(best) == 2:
+        # Other load on the machine only ever slows a phase down: the best round of each
+        # is the nearest to an undisturbed figure (as timeit takes the minimum).
+        ratio = best["collector"] / best["baseline"]
+        median_ratio = medians["collector"] / medians["baseline"]
         verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW"
-        what = "median " if args.rounds > 1 else ""
-        print(f"collector/baseline {what}events/s: {medians['collector']:,.0f} / "
-              f"{medians['baseline']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
+        what = f"best of {args.rounds} " if args.rounds > 1 else ""
+        print(f"collector/baseline {what}events/s: {best['collector']:,.0f} / "
+              f"{best['baseline']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
               f"{verdict}")
+        if args.rounds > 1:
+            print(f"(medians: {medians['collector']:,.0f} / {medians['baseline']:,.0f} = "
+                  f"{median_ratio:.2f})")
 
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({
             "events": seeded.events, "objects": len(seeded.keys),
             "uncompressed_bytes": seeded.uncompressed_bytes,
             "phases": [{**asdict(p), "events_per_second": p.events_per_second,
-                        "mb_per_second": p.mb_per_second} for p in phases],
-            "ratio": ratio, "target": TARGET_RATIO, "failures": failures}, indent=2) + "\n")
+                        "mb_per_second": p.mb_per_second,
+                        "steady_events_per_second": p.steady_events_per_second}
+                       for p in phases],
+            "ratio": ratio, "median_ratio": median_ratio, "target": TARGET_RATIO,
+            "failures": failures}, indent=2) + "\n")
 
     if failures:
         print("\nFAILED checks:", file=sys.stderr)
