@@ -30,6 +30,8 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -158,23 +160,39 @@ def _close_and_wait_for_eof(sock: socket.socket) -> None:
 
 
 class _DevoWriteFn(beam.DoFn):
+    """Buffers per table; each flush is delivered by a background thread.
+
+    The thread overlaps the network and the relay's confirmation with the
+    parsing of the next batches; at most ``max_in_flight`` flushes wait for
+    confirmation at once (bounded memory), and ``finish_bundle`` waits for all.
+    """
+
     def __init__(self, target: DevoTarget, name: str, max_batch_bytes: int, max_attempts: int,
-                 retry_delay: float, hostname: str | None) -> None:
+                 retry_delay: float, hostname: str | None, max_in_flight: int) -> None:
         self._target = target
         self._name = name
         self._max_batch_bytes = max_batch_bytes
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._hostname = hostname
+        self._max_in_flight = max_in_flight
 
     def setup(self) -> None:
         self._conn = DevoConnection(self._target)
         self._host = self._hostname or socket.gethostname()
         self._counters: dict[tuple[str, str, str], tuple] = {}
+        # One thread: one connection at a time, flushes delivered in order.
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="devo-deliver")
+
+    def teardown(self) -> None:
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.shutdown(wait=False, cancel_futures=True)
 
     def start_bundle(self) -> None:
         self._buffers: dict[tuple[str, str, str], list[bytes]] = {}
         self._buffered = 0
+        self._in_flight: deque[tuple[Future, list]] = deque()
 
     def process(self, element) -> None:
         if isinstance(element, EventBatch):
@@ -194,8 +212,17 @@ class _DevoWriteFn(beam.DoFn):
             self._flush()
 
     def finish_bundle(self) -> None:
-        # The bundle completes, and its SQS messages are deleted, only after this.
+        # The bundle completes, and its SQS messages are deleted, only after every
+        # flush of it is confirmed.
         self._flush()
+        while self._in_flight:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        future, stats = self._in_flight.popleft()
+        future.result()  # raises the CollectorError of a delivery that gave up
+        for key, events, nbytes in stats:  # Beam counters: in the bundle's own thread
+            self._count(key, events, nbytes)
 
     def _flush(self) -> None:
         if not self._buffers:
@@ -206,11 +233,13 @@ class _DevoWriteFn(beam.DoFn):
             payload = encode_batch(syslog_header(key[0], self._host, header_time), messages)
             payloads.append(payload)
             stats.append((key, len(messages), len(payload)))
-        self._deliver_with_retries(payloads, sum(n for _, n, _ in stats))
-        for key, events, nbytes in stats:
-            self._count(key, events, nbytes)
+        future = self._sender.submit(self._deliver_with_retries, payloads,
+                                     sum(n for _, n, _ in stats))
+        self._in_flight.append((future, stats))
         self._buffers = {}
         self._buffered = 0
+        while len(self._in_flight) > self._max_in_flight:
+            self._wait_oldest()
 
     def _deliver_with_retries(self, payloads: list[bytes], events: int) -> None:
         delay = self._retry_delay
@@ -257,6 +286,7 @@ class WriteToDevo(beam.PTransform):
       retry_delay: first backoff delay in seconds (doubles per attempt).
       hostname: the host name in each syslog line (default: this machine's).
       name: the output's name, in the "delivered" counters.
+      max_in_flight: flushes that may await the relay's confirmation at once.
 
     Counters (Beam metrics): ``devo/events|<table>``, ``devo/bytes|<table>`` and
     ``delivered/<name>|<service>|<region>|<table>``.
@@ -264,11 +294,11 @@ class WriteToDevo(beam.PTransform):
 
     def __init__(self, target, *, max_batch_bytes: int = 4 << 20, max_attempts: int = 5,
                  retry_delay: float = 0.5, hostname: str | None = None,
-                 name: str = "devo") -> None:
+                 name: str = "devo", max_in_flight: int = 2) -> None:
         super().__init__()
         self._target = target if isinstance(target, DevoTarget) else DevoTarget.from_config(target)
         self._fn = _DevoWriteFn(self._target, name, max_batch_bytes, max_attempts, retry_delay,
-                                hostname)
+                                hostname, max_in_flight)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

@@ -209,7 +209,10 @@ class _ReadSqsFn(beam.DoFn):
             if not tracker.try_claim(position):
                 return
             position += 1
-            messages = self._receive(client, url, queue)
+            # Long-poll when the bundle starts; once it has messages, only take what
+            # is there at once, so a bundle (and its delivery) doesn't wait on an
+            # empty queue.
+            messages = self._receive(client, url, queue, long_poll=received == 0)
             if messages:
                 self._idle_since.pop(queue, None)
                 self._keeper.track(client, url, messages)
@@ -230,8 +233,8 @@ class _ReadSqsFn(beam.DoFn):
         since = self._idle_since.get(queue)
         return 0.0 if since is None else time.monotonic() - since
 
-    def _receive(self, client, url: str, queue: SqsQueue) -> list[dict]:
-        wait = self._wait_seconds
+    def _receive(self, client, url: str, queue: SqsQueue, long_poll: bool) -> list[dict]:
+        wait = self._wait_seconds if long_poll else 0
         if self._idle_seconds is not None:
             remaining = self._idle_seconds - self._idle_for(queue)
             wait = max(0, min(wait, math.ceil(remaining)))
