@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="the YAML config file")
     run.add_argument("--until-idle", action="store_true",
                      help="stop once every queue has been empty for --idle-seconds")
-    run.add_argument("--idle-seconds", type=float, default=10.0)
+    run.add_argument("--idle-seconds", type=float, default=None,
+                     help="with --until-idle: how long every queue must be empty (default 10)")
     run.add_argument("--sqs-visibility-timeout", type=int, default=120, metavar="SECONDS",
                      help="how long a received message stays hidden (extended while in "
                           "flight); after a crash, messages come back after this long")
@@ -80,6 +81,9 @@ def cmd_run(args, beam_args: list[str]) -> int:
     from awscollector.io.sqs import stop_reading
     from awscollector.pipelines.collector import config_globals, format_summary, run_collector
 
+    if args.idle_seconds is not None and not args.until_idle:
+        print("aws-collector run: --idle-seconds needs --until-idle", file=sys.stderr)
+        return 2
     config = _load(args.config)
     setup_logging(config_globals(config).debug)
 
@@ -89,14 +93,14 @@ def cmd_run(args, beam_args: list[str]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    idle = args.idle_seconds if args.until_idle else None
+    idle = (args.idle_seconds or 10.0) if args.until_idle else None
     try:
         result = run_collector(config, beam_args, idle_seconds=idle,
                                visibility_timeout=args.sqs_visibility_timeout)
     except CollectorError as e:
         log.error("%s", e)
         print(str(e), file=sys.stderr)
-        return 2 if e.code.startswith("CFG-") else 1
+        return 2 if e.code.startswith("CFG-") or e.code == "RUN-004" else 1
     print(format_summary(result.rows))
     log.info("peak memory: %.0f MB", peak_memory_mb())
     return 0

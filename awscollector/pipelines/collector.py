@@ -89,7 +89,13 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam options from the command line; an option Beam does not know is RUN-004."""
     options = PipelineOptions(beam_args)
+    unknown = set(options.get_all_options(retain_unknown_options=True)) - set(
+        options.get_all_options())
+    if unknown:
+        raise CollectorError("RUN-004", "unknown option(s): " + ", ".join(
+            f"--{name}" for name in sorted(unknown)))
     runner = options.view_as(StandardOptions).runner
     if runner in (None, "DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
@@ -111,7 +117,10 @@ def run_collector(config, beam_args: list[str] | None = None,
         raise CollectorError("CFG-012", "no enabled service is available in this version")
     options = pipeline_options(beam_args or [])
     sqs_options = {"idle_seconds": idle_seconds, **sqs_options}
-    pipeline = beam.Pipeline(options=options)
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except (ValueError, TypeError) as e:  # e.g. an unknown --runner
+        raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
     build_pipeline(pipeline, config, plans, sqs_options)
     try:
         result = pipeline.run()

@@ -1,0 +1,486 @@
+"""The `aws-collector` command as a user runs it: a child process, real sockets.
+
+`python -m awscollector ...` runs against the embedded AWS (moto's server on
+loopback) and the embedded TLS Devo relay of conftest.py. What is checked is
+what a user or a supervisor sees: exit codes, stdout/stderr, what the relay
+received and what is left in the SQS queue.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from tests.vpc_helpers import (
+    ENV,
+    queue_depth,
+    raw_config,
+    run_cli,
+    seed_objects,
+    setup_queue,
+    write_config,
+)
+
+TABLE = "cloud.aws.vpc.flow"
+SECRET = "SuperSecret123XYZ"
+SECRET_KEY_ID = "AKIASECRETKEYID00042"
+SUMMARY_TOTAL = re.compile(r"^total: (\d+) delivered, (\d+) dead-lettered$", re.MULTILINE)
+PROBLEM_LINE = re.compile(r"^(CFG-\d{3}) (\S+): (.+)$")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **ENV, **extra}
+
+
+def _cli(*args: str, timeout: float = 120, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "awscollector", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, env=env or _env())
+
+
+class Collector:
+    """`aws-collector run` as a background process; its output goes to files."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.out_path, self.err_path = workdir / "run.out", workdir / "run.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "awscollector", "run", *args],
+                stdout=out, stderr=err, env=_env())
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll `condition` until it holds; fail at once if the collector has exited."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.alive(), (f"the collector exited ({self.proc.returncode}) while "
+                                  f"waiting for {what}:\n{self.stderr}")
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.stderr}"
+            time.sleep(0.1)
+
+    def signal_and_wait(self, signum: int, timeout: float) -> float:
+        """Send `signum`; returns how long the process took to exit."""
+        start = time.monotonic()
+        self.proc.send_signal(signum)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"no exit {timeout}s after signal {signum}:\n{self.stderr}")
+        return time.monotonic() - start
+
+    def stop(self) -> None:
+        """Kill it if it still runs (test cleanup)."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _summary_total(stdout: str) -> tuple[int, int]:
+    found = SUMMARY_TOTAL.findall(stdout)
+    assert len(found) == 1, f"no single summary total in:\n{stdout}"
+    return int(found[0][0]), int(found[0][1])
+
+
+def _summary_rows(stdout: str) -> list[list[str]]:
+    """The rows of the summary table (after the header and its dashes)."""
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["service", "region"])
+    assert set(lines[header + 1].replace(" ", "")) == {"-"}
+    rows = []
+    for line in lines[header + 2:]:
+        if line.startswith("total:"):
+            return rows
+        rows.append(line.split())
+    raise AssertionError(f"no total line after the summary table:\n{stdout}")
+
+
+def _all_lines(objects: dict[int, list[str]]) -> list[str]:
+    return [line for lines in objects.values() for line in lines]
+
+
+def _not_visible(aws, url: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _secret_config(aws, relay, pki, queue: str, workdir: Path, debug: bool = True) -> dict:
+    """A valid config whose credentials are literal values, with debug logs on."""
+    raw = raw_config(aws, relay, pki, queue, workdir)
+    raw["globals"]["debug"] = debug
+    raw["inputs"]["aws"]["credentials"] = {"access_key": SECRET_KEY_ID, "access_secret": SECRET}
+    return raw
+
+
+def _assert_no_secret(*outputs: str) -> None:
+    for text in outputs:
+        assert SECRET not in text
+        assert SECRET_KEY_ID not in text
+
+
+# Validate never touches AWS or Devo: these point at nothing.
+NOWHERE_AWS = SimpleNamespace(endpoint_url="http://127.0.0.1:9")
+NOWHERE_RELAY = SimpleNamespace(port=9)
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def test_validate_a_good_config_prints_the_summary_and_exits_0(pki, tmp_path):
+    path = write_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "some-queue", tmp_path)
+    done = _cli("validate", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "config OK: 1 services, 1 regions\n"
+    assert done.stderr == ""
+
+
+def test_validate_counts_enabled_services_and_distinct_regions(pki, tmp_path):
+    raw = raw_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path,
+                     regions=("us-east-1", "eu-west-1"))
+    raw["inputs"]["aws"]["services"].update({
+        "guardduty": {"regions": ["ap-southeast-2"]},
+        "cisco-umbrella": {"sqs_queue_name": "u", "regions": ["eu-west-1"]},
+        "metrics-all": {"enabled": False, "regions": ["sa-east-1"]},
+    })
+    done = _cli("validate", "--config", str(_write_yaml(tmp_path / "c.yaml", raw)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "config OK: 3 services, 3 regions"
+
+
+def test_validate_reports_every_problem_one_line_each_and_exits_2(pki, tmp_path):
+    raw = _secret_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path)
+    raw["globals"]["debug"] = "maybe"
+    aws = raw["inputs"]["aws"]
+    aws["regions"] = ["us-east-1", "nowhere"]
+    aws["credentials"] = {"acess_secret": SECRET,  # a typo: the key is unknown
+                          "access_key": SECRET_KEY_ID,
+                          "assume_role_external_id": SECRET + " !"}
+    aws["services"]["non-cloudwatch-logs"]["readerz"] = 2
+    aws["services"]["made-up"] = {}
+    raw["outputs"]["devo_1"]["config"]["port"] = 99999
+    del raw["outputs"]["devo_1"]["config"]["key"]
+    done = _cli("validate", "--config", str(_write_yaml(tmp_path / "bad.yaml", raw)))
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    problems = []
+    for line in lines:
+        match = PROBLEM_LINE.match(line)
+        assert match, f"not a `<CODE> <path>: <message>` line: {line!r}"
+        problems.append(match.groups()[:2])
+    assert set(problems) == {
+        ("CFG-004", "globals.debug"),
+        ("CFG-004", "inputs.aws.regions.1"),
+        ("CFG-003", "inputs.aws.credentials.acess_secret"),
+        ("CFG-005", "inputs.aws.credentials.access_secret"),  # required with access_key
+        ("CFG-004", "inputs.aws.credentials.assume_role_external_id"),
+        ("CFG-009", "inputs.aws.credentials.assume_role_external_id"),
+        ("CFG-003", "inputs.aws.services.non-cloudwatch-logs.readerz"),
+        ("CFG-006", "inputs.aws.services.made-up"),
+        ("CFG-004", "outputs.devo_1.config.port"),
+        ("CFG-005", "outputs.devo_1.config.key"),
+    }
+    assert len(problems) == len(set(problems))  # each problem once
+    _assert_no_secret(done.stdout, done.stderr)
+
+
+def test_validate_unreadable_or_broken_files_exit_2(tmp_path):
+    missing = _cli("validate", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(f"CFG-001 {tmp_path / 'nope.yaml'}: cannot read")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(f"inputs:\n  aws: {{credentials: {{access_secret: {SECRET}\n")
+    done = _cli("validate", "--config", str(broken))
+    assert done.returncode == 2
+    assert re.match(r"CFG-001 \S+: invalid YAML", done.stderr)
+    _assert_no_secret(done.stdout, done.stderr)
+
+
+def test_validate_unset_environment_variable_is_cfg_002(pki, tmp_path):
+    raw = raw_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path)
+    env = {k: v for k, v in _env().items() if k != "AWS_SECRET_ACCESS_KEY"}
+    done = _cli("validate", "--config", str(_write_yaml(tmp_path / "c.yaml", raw)), env=env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "CFG-002 inputs.aws.credentials.access_secret: "
+        "environment variable AWS_SECRET_ACCESS_KEY is not set"]
+
+
+def test_secret_from_the_environment_is_not_printed(pki, tmp_path):
+    raw = raw_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path)
+    raw["globals"]["debug"] = True
+    # The secret comes from ${AWS_SECRET_ACCESS_KEY}; a second problem makes validate fail.
+    raw["inputs"]["aws"]["credentials"]["assume_role_external_id"] = "${AWS_SECRET_ACCESS_KEY}"
+    done = _cli("validate", "--config", str(_write_yaml(tmp_path / "c.yaml", raw)),
+                env=_env(AWS_SECRET_ACCESS_KEY=SECRET, AWS_ACCESS_KEY_ID=SECRET_KEY_ID))
+    assert done.returncode == 2
+    assert "CFG-009 inputs.aws.credentials.assume_role_external_id" in done.stderr
+    _assert_no_secret(done.stdout, done.stderr)
+
+
+# ---------------------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize("args", [
+    (),
+    ("frobnicate",),
+    ("run",),  # --config is required
+    ("validate",),
+    ("validate", "--config", "x.yaml", "--runner=DirectRunner"),  # Beam options: run only
+    ("demo", "--bogus"),
+    ("run", "--config", "x.yaml", "--idle-seconds", "soon"),
+])
+def test_usage_errors_exit_2_with_usage_on_stderr(args):
+    done = _cli(*args)
+    assert done.returncode == 2
+    assert "usage: aws-collector" in done.stderr
+    assert done.stdout == ""
+
+
+def test_help_exits_0():
+    done = _cli("run", "--help")
+    assert done.returncode == 0
+    assert "--until-idle" in done.stdout and "--sqs-visibility-timeout" in done.stdout
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def test_run_with_a_bad_config_exits_2_and_touches_nothing(embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    seed_objects(embedded_aws, bucket, n=1, m=10)
+    raw = _secret_config(embedded_aws, relay, pki, queue, tmp_path)
+    raw["inputs"]["aws"]["services"]["non-cloudwatch-logs"]["types"] = ["vpc_flow_logz"]
+    done = run_cli(_write_yaml(tmp_path / "c.yaml", raw))
+    assert done.returncode == 2
+    problems = [line for line in done.stderr.splitlines() if line.startswith("CFG-")]
+    assert problems == [
+        "CFG-011 inputs.aws.services.non-cloudwatch-logs.types: unknown type vpc_flow_logz; "
+        "valid types: vpc_flow_logs, cloudfront_logs"]
+    assert done.stdout == ""
+    _assert_no_secret(done.stdout, done.stderr)
+    assert relay.connections() == 0
+    assert queue_depth(embedded_aws, url) == 2  # the s3:TestEvent and the object's
+
+
+def test_run_with_only_unavailable_services_exits_2(embedded_aws, relay, pki, tmp_path):
+    raw = raw_config(embedded_aws, relay, pki, "q", tmp_path)
+    raw["inputs"]["aws"]["services"] = {"guardduty": {}}
+    done = run_cli(_write_yaml(tmp_path / "c.yaml", raw), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "RUN-002" in done.stderr and "CFG-012" in done.stderr
+    assert relay.connections() == 0
+
+
+def test_run_passes_beam_options_through(embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=3, m=50)
+    path = write_config(embedded_aws, relay, pki, queue, tmp_path)
+    done = run_cli(path, "--runner=DirectRunner", "--direct_num_workers=4", timeout=120)
+    assert done.returncode == 0, done.stderr
+    # --direct_num_workers reached Beam's options: the collector saw it and overrode it.
+    assert "RUN-003 --direct_num_workers=4 ignored" in done.stderr
+    assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))
+    assert _summary_total(done.stdout) == (150, 0)
+    assert _summary_rows(done.stdout) == [
+        ["non-cloudwatch-logs", "us-east-1", TABLE, "150", "0"]]
+    assert queue_depth(embedded_aws, url) == 0
+
+
+@pytest.mark.parametrize("option", ["--runner=NoSuchRunner", "--no_such_beam_option=1"])
+def test_run_with_an_unknown_or_invalid_beam_option_is_a_usage_error(pki, tmp_path, option):
+    path = write_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path)
+    done = run_cli(path, option, timeout=60)
+    assert "Traceback" not in done.stderr
+    assert "RUN-004" in done.stderr
+    assert done.returncode == 2
+
+
+def test_idle_seconds_without_until_idle_is_a_usage_error(pki, tmp_path):
+    path = write_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "q", tmp_path)
+    done = _cli("run", "--config", str(path), "--idle-seconds", "3")
+    assert done.returncode == 2
+    assert "--idle-seconds needs --until-idle" in done.stderr
+
+
+def test_run_with_debug_logs_never_prints_a_secret(embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=2, m=20)
+    path = _write_yaml(tmp_path / "c.yaml", _secret_config(embedded_aws, relay, pki, queue,
+                                                          tmp_path))
+    checked = _cli("validate", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    _assert_no_secret(checked.stdout, checked.stderr)
+
+    done = run_cli(path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))
+    _assert_no_secret(done.stdout, done.stderr)
+
+    # The run fails (the relay is down): still no secret, in any output.
+    seed_objects(embedded_aws, bucket, n=1, m=20, first=2)
+    relay.stop()
+    failed = run_cli(path, timeout=120)
+    assert failed.returncode == 1, failed.stderr
+    assert "OUT-001" in failed.stderr
+    assert queue_depth(embedded_aws, url) == 1
+    _assert_no_secret(failed.stdout, failed.stderr)
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
+    out = tmp_path / "out"
+    done = _cli("demo", "--out", str(out), timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = _summary_rows(done.stdout)
+    assert {row[1] for row in rows} == {"us-east-1", "eu-west-1", "ap-southeast-2"}
+    assert all(row[0] == "non-cloudwatch-logs" and row[2] == TABLE for row in rows)
+    delivered, dead = _summary_total(done.stdout)
+    assert delivered == sum(int(row[3]) for row in rows) > 0
+    assert dead == sum(int(row[4]) for row in rows) == 1  # the truncated object, on purpose
+    log_lines = (out / f"{TABLE}.log").read_text().splitlines()
+    assert len(log_lines) == delivered
+    assert (out / "collector.yaml").is_file()
+    assert len((out / "deadletter" / "non-cloudwatch-logs.jsonl").read_text().splitlines()) == 1
+    # The config it wrote is a valid one (its secrets are ${...} references).
+    check = _cli("validate", "--config", str(out / "collector.yaml"))
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "config OK: 1 services, 3 regions"
+
+
+# ---------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_streaming_run_collects_until_stopped_by_a_signal(embedded_aws, relay, pki, tmp_path,
+                                                          signum):
+    bucket, queue, url = setup_queue(embedded_aws)
+    path = write_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Collector(tmp_path, "--config", str(path))  # no --until-idle: runs until stopped
+    try:
+        # Polling: the bucket's s3:TestEvent is consumed and deleted.
+        run.wait_until(lambda: queue_depth(embedded_aws, url) == 0, 60, "the s3:TestEvent")
+        objects = seed_objects(embedded_aws, bucket, n=3, m=200)
+        run.wait_until(lambda: relay.total() >= 600, 60, "the first 600 events")
+        objects.update(seed_objects(embedded_aws, bucket, n=4, m=150, first=3))
+        run.wait_until(lambda: relay.total() >= 1200, 60, "the next 600 events")
+        assert run.alive()
+        took = run.signal_and_wait(signum, timeout=30)
+    finally:
+        run.stop()
+
+    assert run.proc.returncode == 0, run.stderr
+    assert took < 20, f"took {took:.1f}s to stop"
+    expected = _all_lines(objects)
+    assert sorted(relay.events(TABLE)) == sorted(expected)
+    assert _summary_total(run.stdout) == (len(expected), 0)
+    assert queue_depth(embedded_aws, url) == 0
+
+
+def test_signal_with_data_in_flight_delivers_it_and_leaves_the_rest(embedded_aws, relay, pki,
+                                                                   tmp_path):
+    """SIGINT mid-collection: what was received is delivered and deleted, the rest stays."""
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=30, m=3000)
+    path = write_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Collector(tmp_path, "--config", str(path))
+    try:
+        run.wait_until(lambda: relay.total() > 0, 90, "the first events")
+        took = run.signal_and_wait(signal.SIGINT, timeout=60)
+    finally:
+        run.stop()
+    assert run.proc.returncode == 0, run.stderr
+    assert took < 45, f"took {took:.1f}s to stop"
+    received = relay.events(TABLE)
+    delivered, _ = _summary_total(run.stdout)
+    assert delivered == len(received)
+    complete = {obj for obj, lines in objects.items() if set(lines) <= set(received)}
+    # Nothing half-delivered: every object received was delivered whole.
+    assert {obj for obj, lines in objects.items() if set(lines) & set(received)} == complete
+    # Its messages are deleted; the others are still there (visible at once).
+    assert queue_depth(embedded_aws, url) == len(objects) - len(complete)
+    assert _not_visible(embedded_aws, url) == 0
+
+    done = run_cli(path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))  # each line once
+    assert queue_depth(embedded_aws, url) == 0
+
+
+# ---------------------------------------------------------------------------- crash
+
+
+def test_kill_9_mid_run_loses_nothing(embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=40, m=4000)
+    expected = _all_lines(objects)
+    path = write_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Collector(tmp_path, "--config", str(path), "--until-idle", "--idle-seconds", "2",
+                    "--sqs-visibility-timeout", "5")
+    try:
+        run.wait_until(lambda: relay.total() > 0, 120, "the first events")
+        assert run.alive()
+        run.proc.kill()  # SIGKILL: no handler, no cleanup
+        run.proc.wait(timeout=10)
+    finally:
+        run.stop()
+    at_kill = relay.total()
+    assert 0 < at_kill < len(expected), "the run was not killed mid-way"
+    assert queue_depth(embedded_aws, url) > 0
+
+    # The messages in flight were not released: they come back after their timeout.
+    _wait_for(lambda: _not_visible(embedded_aws, url) == 0, 30, "the messages to reappear")
+    done = run_cli(path)
+    assert done.returncode == 0, done.stderr
+
+    received = relay.events(TABLE)
+    missing = set(expected) - set(received)
+    assert not missing, f"{len(missing)} lines lost"
+    assert queue_depth(embedded_aws, url) == 0
+    duplicates = len(received) - len(set(received))
+    # Events of the killed connection may end with a line cut short; nothing else.
+    unexpected = set(received) - set(expected)
+    assert len(unexpected) <= 1, sorted(unexpected)[:3]
+    print(f"\nkill -9 after {at_kill} of {len(expected)} events; second run: "
+          f"{_summary_total(done.stdout)[0]} delivered; {duplicates} duplicates, "
+          f"{len(unexpected)} cut lines")
