@@ -117,7 +117,7 @@ class ClientFactory:
     @property
     def config(self) -> Config:
         return Config(
-            retries={"mode": "adaptive", "max_attempts": 10},
+            retries={"mode": "adaptive", "total_max_attempts": 10},
             max_pool_connections=self.max_pool_connections,
             connect_timeout=10,
             read_timeout=60,

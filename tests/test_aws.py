@@ -331,8 +331,8 @@ def test_client_cache_is_thread_safe(embedded_aws):
 def test_retries_timeouts_and_pool_size():
     factory = ClientFactory(access_key="testing", access_secret="testing", max_pool_connections=42)
     config = factory.client("sqs", "us-east-1").meta.config
-    # botocore stores max_attempts=10 (retries) as total_max_attempts=11 (with the first call)
-    assert config.retries == {"mode": "adaptive", "total_max_attempts": 11}
+    # 10 attempts in all, the first call included (docs/errors.md says so)
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": 10}
     assert config.max_pool_connections == 42
     assert (config.connect_timeout, config.read_timeout) == (10, 60)
 

@@ -36,6 +36,9 @@ from awscollector.errors import CollectorError
 log = logging.getLogger(__name__)
 
 DEAD_LETTER = "dead_letter"
+# An entry must fit in one SQS message (256 KiB) with room to spare.
+MAX_ENTRY_BYTES = 200_000
+_MAX_FIELD_CHARS = 1000
 
 
 class DeadLetter(NamedTuple):
@@ -47,11 +50,42 @@ class DeadLetter(NamedTuple):
     notification: Any = None
 
     def to_json(self) -> str:
-        return json.dumps({
+        """One JSON line of at most MAX_ENTRY_BYTES; a bigger entry is shortened and
+        marked ``"truncated": true`` in its source."""
+        doc = {
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "service": self.service, "region": self.region, "source": self.source,
             "code": self.code, "error": self.error, "notification": self.notification,
-        }, separators=(",", ":"), default=str, ensure_ascii=False)
+        }
+        line = _dumps(doc)
+        if len(line.encode("utf-8")) > MAX_ENTRY_BYTES:
+            line = _dumps(_shortened(doc))
+        return line
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def _shortened(doc: dict) -> dict:
+    """The entry with long strings cut and long lists thinned until it fits."""
+    def cut(value):
+        if isinstance(value, str) and len(value) > _MAX_FIELD_CHARS:
+            return value[:_MAX_FIELD_CHARS] + "..."
+        if isinstance(value, list):
+            return [cut(v) for v in value]
+        return value
+
+    source = {k: cut(v) for k, v in doc["source"].items()}
+    source["truncated"] = True
+    notification = doc["notification"]
+    if len(_dumps({"n": notification})) > MAX_ENTRY_BYTES // 2:
+        notification = _dumps({"n": notification})[5:-1][: MAX_ENTRY_BYTES // 2]
+    short = {**doc, "source": source, "error": cut(doc["error"]), "notification": notification}
+    for key, value in source.items():  # still too big: keep fewer items of each list
+        while isinstance(value, list) and value and len(_dumps(short)) > MAX_ENTRY_BYTES:
+            value = source[key] = value[: len(value) // 2]
+    return short
 
 
 def notification_of(body: str) -> Any:
@@ -130,11 +164,25 @@ class _WriteDeadLettersFn(beam.DoFn):
             raise CollectorError("OUT-003", "an SQS dead-letter queue needs AWS access")
         client = self._access.client("sqs", self._target.region)
         lines = [line for group in self._pending.values() for line in group]
-        for i in range(0, len(lines), 10):
-            batch = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(lines[i:i + 10])]
-            result = client.send_message_batch(QueueUrl=self._target.queue_url, Entries=batch)
+        for batch in _sqs_batches(lines):
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)]
+            result = client.send_message_batch(QueueUrl=self._target.queue_url, Entries=entries)
             if result.get("Failed"):
                 raise CollectorError("OUT-003", f"SQS refused {len(result['Failed'])} dead letters")
+
+
+def _sqs_batches(lines: list[str], max_bytes: int = 250_000) -> list[list[str]]:
+    """Groups of at most 10 entries and max_bytes, as SendMessageBatch takes them."""
+    batches: list[list[str]] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8"))
+        if not batches or len(batches[-1]) == 10 or size + n > max_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(line)
+        size += n
+    return batches
 
 
 class WriteDeadLetters(beam.PTransform):

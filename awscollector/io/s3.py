@@ -80,6 +80,7 @@ def object_chunks(client, bucket: str, key: str, chunk_size: int = 1 << 20,
     offset = 0
     etag = None
     attempt = 0
+    broke_at = -1
     while True:
         args = {"Bucket": bucket, "Key": key}
         if offset:
@@ -98,11 +99,14 @@ def object_chunks(client, bucket: str, key: str, chunk_size: int = 1 << 20,
                 yield chunk
             return
         except (BotoCoreError, OSError) as e:
-            attempt += 1
+            # The budget is for breaks in a row without progress: a long object on a
+            # flaky link still gets through.
+            attempt = 1 if offset > broke_at else attempt + 1
+            broke_at = offset
             if attempt > resume_attempts:
                 raise CollectorError(
                     "AWS-008", f"s3 GetObject s3://{bucket}/{key} broke at byte {offset}"
-                               f" {attempt} times: {e}") from e
+                               f" {attempt} times in a row: {e}") from e
             log.info("read of s3://%s/%s broke at byte %d (%s); resuming", bucket, key, offset, e)
             time.sleep(0.2 * attempt)
         finally:

@@ -92,7 +92,7 @@ class ParseVpcFlowLogs(beam.DoFn):
                 "SRC-004", f"{task.name}: {len(bad)} lines do not match the header"
                            f" ({len(fmt.fields)} fields)",
                 batch=batch.index, bad_lines=len(bad),
-                lines=[b.decode("utf-8", "replace") for b in bad[:100]]))
+                lines=[b[:1000].decode("utf-8", "replace") for b in bad[:100]]))
 
 
 def expand(pbegin, plan: ServicePlan, ctx: RunContext) -> dict[str, beam.PCollection]:
