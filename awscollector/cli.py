@@ -72,8 +72,16 @@ def _load(path: str):
 def cmd_validate(args) -> int:
     from awscollector.config import summary
 
+    setup_logging()  # before Beam's import, whose GCP-extras warning it filters
+    from awscollector.pipelines.collector import SERVICES
+
     config = _load(args.config)
     print(summary(config))
+    aws = config.inputs.aws
+    for name in aws.enabled_services() if aws.enabled else ():
+        if name not in SERVICES:
+            print(f"RUN-002 inputs.aws.services.{name}: not available in this version;"
+                  " `run` will skip it", file=sys.stderr)
     return 0
 
 

@@ -484,3 +484,16 @@ def test_kill_9_mid_run_loses_nothing(embedded_aws, relay, pki, tmp_path):
     print(f"\nkill -9 after {at_kill} of {len(expected)} events; second run: "
           f"{_summary_total(done.stdout)[0]} delivered; {duplicates} duplicates, "
           f"{len(unexpected)} cut lines")
+
+
+def test_validate_warns_of_services_not_available_yet(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "outputs": {"d": {"type": "devo_platform",
+                          "config": {"address": "127.0.0.1", "port": 1, "type": "TCP"}}},
+        "inputs": {"aws": {"id": "1", "services": {
+            "non-cloudwatch-logs": {"sqs_queue_name": "q"}, "guardduty": {}}}}}))
+    done = _cli("validate", "--config", str(path))
+    assert done.returncode == 0
+    assert done.stdout == "config OK: 2 services, 1 regions\n"
+    assert done.stderr.startswith("RUN-002 inputs.aws.services.guardduty: not available")
