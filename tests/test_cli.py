@@ -33,7 +33,7 @@ from tests.vpc_helpers import (
 
 TABLE = "cloud.aws.vpc.flow"
 SECRET = "SuperSecret123XYZ"
-SECRET_KEY_ID = "AKIASECRETKEYID00042"
+SECRET_KEY_ID = "TESTKEYIDNOTREAL00042"  # not AKIA-shaped: no real-key lookalike
 SUMMARY_TOTAL = re.compile(r"^total: (\d+) delivered, (\d+) dead-lettered$", re.MULTILINE)
 PROBLEM_LINE = re.compile(r"^(CFG-\d{3}) (\S+): (.+)$")
 
