@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from awscollector.embedded.seed import CUSTOM_FIELDS, DEFAULT_FIELDS, vpc_key
+from awscollector.embedded.seed import CUSTOM_FIELDS, vpc_key, vpc_object
 from awscollector.pipelines.collector import run_collector
 from tests.vpc_helpers import (
     config,
@@ -136,8 +136,7 @@ def test_bad_objects_are_dead_lettered_and_good_ones_delivered(embedded_aws, rel
     put_object(embedded_aws, bucket, vpc_key("us-east-1", 1), good)
     # Truncated gzip: a big object cut in half; its first lines are delivered.
     truncated_lines = tagged_lines(2, 20000)
-    body = gzip.compress((" ".join(DEFAULT_FIELDS) + "\n" + "\n".join(truncated_lines)
-                          + "\n").encode())
+    body = vpc_object(truncated_lines)
     s3.put_object(Bucket=bucket, Key=vpc_key("us-east-1", 2), Body=body[: len(body) // 2])
     # Binary junk, gzip'd.
     s3.put_object(Bucket=bucket, Key=vpc_key("us-east-1", 3),

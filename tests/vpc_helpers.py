@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -16,7 +15,13 @@ import yaml
 
 from awscollector.config import parse_config
 from awscollector.embedded.config import embedded_config
-from awscollector.embedded.seed import DEFAULT_FIELDS, create_s3_sqs, vpc_flow_lines, vpc_key
+from awscollector.embedded.seed import (
+    DEFAULT_FIELDS,
+    create_s3_sqs,
+    vpc_flow_lines,
+    vpc_key,
+    vpc_object,
+)
 
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -78,7 +83,7 @@ def setup_queue(aws, region: str = "us-east-1") -> tuple[str, str, str]:
 
 def put_object(aws, bucket: str, key: str, lines: list[str], fields=DEFAULT_FIELDS,
                region: str = "us-east-1") -> None:
-    body = gzip.compress((" ".join(fields) + "\n" + "\n".join(lines) + "\n").encode(), 1)
+    body = vpc_object(lines, fields, compresslevel=1)
     aws.client("s3", region).put_object(Bucket=bucket, Key=key, Body=body)
 
 

@@ -68,10 +68,11 @@ def vpc_flow_lines(n: int, fields: tuple[str, ...] = DEFAULT_FIELDS, seed: int =
     return out
 
 
-def vpc_object(lines: list[str], fields: tuple[str, ...] = DEFAULT_FIELDS) -> bytes:
+def vpc_object(lines: list[str], fields: tuple[str, ...] = DEFAULT_FIELDS,
+               compresslevel: int = 6) -> bytes:
     """A VPC Flow Logs file as AWS writes it: header line, records, gzip."""
     text = " ".join(fields) + "\n" + "\n".join(lines) + "\n"
-    return gzip.compress(text.encode(), compresslevel=6)
+    return gzip.compress(text.encode(), compresslevel=compresslevel)
 
 
 def vpc_key(region: str, n: int, account: str = ACCOUNT, prefix: str = "",

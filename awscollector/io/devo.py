@@ -104,7 +104,7 @@ class DevoConnection:
         self.timeout = timeout
 
     def deliver(self, payloads: list[bytes]) -> None:
-        """Open, write every payload, half-close, and wait for the relay's EOF.
+        """Open, write every payload, say we are done, and wait for the relay to close.
 
         The relay closes its side only after reading all we sent, so a return
         means the payloads were received. Raises ``_ConnectError`` if no
