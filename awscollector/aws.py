@@ -34,36 +34,17 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from awscollector.awserrors import (
+    CREDENTIAL_ERROR_CODES,
+    error_code,
+    error_text,
+    register_error_reader,
+)
 from awscollector.errors import CollectorError
 
 log = logging.getLogger(__name__)
 
 STS_REGION = "us-east-1"  # STS used for AssumeRole when the base session names no region
-
-# AWS error codes that mean "these credentials are wrong", as opposed to "not allowed".
-CREDENTIAL_ERROR_CODES = frozenset(
-    {
-        "AuthFailure",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "IncompleteSignature",
-        "InvalidAccessKeyId",
-        "InvalidClientTokenId",
-        "MissingAuthenticationToken",
-        "SignatureDoesNotMatch",
-        "UnrecognizedClientException",
-    }
-)
-
-
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "Unknown")
-
-
-def error_text(exc: ClientError) -> str:
-    err = exc.response.get("Error", {})
-    return f"{err.get('Code', 'Unknown')}: {err.get('Message', '')}".rstrip(": ")
-
 
 class ClientFactory:
     """Builds (and caches) boto3 clients that share one set of credentials."""
@@ -136,12 +117,12 @@ class ClientFactory:
         with self._lock:  # boto3 sessions are not safe to create clients from concurrently
             cached = self._clients.get(key)
             if cached is None:
-                cached = self.session().client(
+                cached = register_error_reader(self.session().client(
                     service,
                     region_name=region,
                     endpoint_url=self.endpoint_url,
                     config=self.config,
-                )
+                ))
                 self._clients[key] = cached
             return cached
 
@@ -197,12 +178,12 @@ class ClientFactory:
     def _assumed_session(
         self, source: boto3.Session, role_arn: str, external_id: str | None
     ) -> boto3.Session:
-        sts = source.client(
+        sts = register_error_reader(source.client(
             "sts",
             region_name=source.region_name or STS_REGION,
             endpoint_url=self.endpoint_url,
             config=self.config,
-        )
+        ))
 
         def assume() -> dict:
             # Called now and again by botocore whenever the credentials near expiry.

@@ -19,8 +19,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from awscollector.awserrors import aws_error
 from awscollector.embedded.faults import FaultProxy, FaultRule
-from awscollector.io.sqs import VisibilityKeeper, aws_error, release_in_flight
+from awscollector.io.sqs import VisibilityKeeper, release_in_flight
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ What each fault looks like on the wire:
   ``x-amzn-query-error: <Code>;<Sender|Receiver>`` header, from which botocore
   takes the error code it reports.
 - ``protocol="query"``: ``<ErrorResponse><Error><Type>..</Type><Code>..</Code>``.
+- ``protocol="html"``: a multi-line HTML error page, as a load balancer or a
+  proxy in front of AWS answers (``code`` unused; the title is the status and
+  ``message``, by default the status's reason phrase).
 - ``cut_body_after=N``: the upstream's status and headers (the full
   Content-Length), the first N bytes of the body, then the connection closes.
 - ``drop=True``: the connection closes before any response.
@@ -99,7 +102,8 @@ class FaultRule:
       every: fire on every k-th match only (1: every match).
     The fault:
       status, code, message: the AWS error to answer with, in ``protocol``'s shape.
-      protocol: "s3" (REST-XML), "json" (SQS and other JSON APIs), "query".
+      protocol: "s3" (REST-XML), "json" (SQS and other JSON APIs), "query", "html"
+        (not AWS's: a page from something in front of it).
       query_error: the ``x-amzn-query-error`` header of a "json" error; None:
         "<code>;Sender" (status < 500) or "<code>;Receiver"; "": no header.
       cut_body_after: instead of an error, forward the request and cut the
@@ -117,7 +121,7 @@ class FaultRule:
     every: int = 1
     status: int = 503
     code: str = "SlowDown"
-    protocol: Literal["s3", "json", "query"] = "s3"
+    protocol: Literal["s3", "json", "query", "html"] = "s3"
     cut_body_after: int | None = None
     hits: int = 0
     message: str | None = None
@@ -132,7 +136,7 @@ class FaultRule:
             raise ValueError("times must be None or at least 0")
         if self.cut_body_after is not None and self.cut_body_after < 0:
             raise ValueError("cut_body_after must be at least 0")
-        if self.protocol not in ("s3", "json", "query"):
+        if self.protocol not in ("s3", "json", "query", "html"):
             raise ValueError(f"unknown protocol {self.protocol!r}")
 
     @property
@@ -478,6 +482,13 @@ class _Handler(BaseHTTPRequestHandler):
                 query_error = f"{rule.code};{'Sender' if rule.status < 500 else 'Receiver'}"
             if query_error:
                 headers.append(("x-amzn-query-error", query_error))
+        elif rule.protocol == "html":
+            reason = rule.message or http.client.responses.get(rule.status, "Error")
+            body = (f"<!DOCTYPE html>\r\n<html>\r\n<head><title>{rule.status} {escape(reason)}"
+                    f"</title></head>\r\n<body>\r\n<center><h1>{rule.status} {escape(reason)}"
+                    f"</h1></center>\r\n<hr><center>fault proxy</center>\r\n</body>\r\n"
+                    f"</html>\r\n").encode()
+            headers.append(("Content-Type", "text/html"))
         elif rule.protocol == "query":
             kind = "Sender" if rule.status < 500 else "Receiver"
             body = (f'<?xml version="1.0"?>\n<ErrorResponse><Error><Type>{kind}</Type>'

@@ -27,10 +27,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from botocore.exceptions import BotoCoreError, ClientError
 
+from awscollector.awserrors import aws_error
 from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
-from awscollector.io.sqs import SqsMessage, aws_error
+from awscollector.io.sqs import SqsMessage
 from awscollector.transforms.decompress import (
     decompressed_chunks,
     iter_line_batches,

@@ -34,15 +34,9 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.retries.standard import ThrottledRetryableChecker
+from botocore.exceptions import BotoCoreError, ClientError
 
-from awscollector.errors import CollectorError
+from awscollector.awserrors import aws_error
 from awscollector.io.access import AwsAccess
 
 log = logging.getLogger(__name__)
@@ -287,29 +281,6 @@ class _ReadSqsFn(beam.DoFn):
                 self._keeper.forget(url, ids)
 
         return delete
-
-
-# botocore's own list of throttling codes (it retries them as such), and KMS's.
-_THROTTLING = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES) | {"KmsThrottled"}
-_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "Forbidden", "403"})
-_BAD_CREDENTIALS = frozenset({"InvalidClientTokenId", "UnrecognizedClientException",
-                              "SignatureDoesNotMatch", "ExpiredToken", "InvalidAccessKeyId"})
-_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
-_AWS_CODES = ((_ACCESS_DENIED, "AWS-003"), (_BAD_CREDENTIALS, "AWS-001"), (_NO_QUEUE, "AWS-005"),
-              (_NOT_FOUND, "AWS-007"), (_THROTTLING, "AWS-004"))
-
-
-def aws_error(e: Exception, what: str) -> CollectorError:
-    """A CollectorError with the AWS family code that fits a boto3 error."""
-    if isinstance(e, NoCredentialsError | PartialCredentialsError):
-        return CollectorError("AWS-001", f"{what} failed: {e}")
-    if not isinstance(e, ClientError):
-        return CollectorError("AWS-006", f"{what} failed: {e}")
-    err = e.response.get("Error", {})
-    name = err.get("Code", "")
-    ours = next((code for codes, code in _AWS_CODES if name in codes), "AWS-008")
-    return CollectorError(ours, f"{what} failed: {name}: {err.get('Message', '')}".strip())
 
 
 class ReadFromSqs(beam.PTransform):
