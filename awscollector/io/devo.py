@@ -1,8 +1,9 @@
-"""Write events to Devo through devo-sdk's Sender.
+"""Write events to a Devo relay as syslog lines, over TLS with a client certificate.
 
 ``WriteToDevo`` takes a PCollection of events, each either an ``EventBatch``
 (the fast path: many messages of one table in one element) or a plain
-``(table, message)`` tuple, and writes them as syslog lines::
+``(table, message)`` tuple, and writes them as the lines devo-sdk's Sender
+writes::
 
     <14>Nov 27 13:07:57 myhost cloud.aws.vpc.flow: 2 123456789012 eni-... ACCEPT OK
 
@@ -12,46 +13,55 @@ Usage::
                                     chain="chain.crt", cert="domain.crt",
                                     key="domain.key"))
 
-Delivery: lines are buffered per table; a flush (when ``max_batch_bytes`` are
-buffered, and in ``finish_bundle``) writes each table's batch in one socket
-write and then *confirms* it: it half-closes the connection and waits for the
-relay to close its side, which the relay does only after it has read everything
-sent. devo-sdk's protocol has no acknowledgement; this is the nearest thing. The
-bundle completes only after its last flush is confirmed, and only then does
-Beam run the finalizers that delete SQS messages. A flush that fails before its
-confirmation is sent again whole on a new connection (so a failure can
-duplicate lines, never lose them); after ``max_attempts`` the bundle fails with
-OUT-001 (no connection) or OUT-002 (broken). See docs/delivery.md.
+Batching, retries and the wait for confirmation before a bundle completes are
+shared with every output (``io/delivery.py``). What is particular to syslog is
+the confirmation: the protocol has no acknowledgement, so each flush goes on a
+connection of its own and ends with our TLS close_notify. The flush counts as
+delivered only on evidence that the relay read all of it:
+
+- the relay's own close_notify in answer to ours (it reads ours only after
+  everything sent before it); or
+- a bare close (no close_notify) that came after ours, once every byte we sent
+  was acknowledged, and with no reset during a grace period after it (a relay
+  that closes with data unread resets the connection).
+
+Anything else (the relay spoke or closed first, a reset, a TLS alert, a
+timeout without progress) is no confirmation: the flush is sent again on a new
+connection. See docs/delivery.md.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import select
 import socket
 import ssl
+import struct
+import termios
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from devo.sender import Sender, SenderConfigSSL, SenderConfigTCP
 from devo.sender.data import DevoSenderException
 
-from awscollector.errors import CollectorError
+from awscollector.io.delivery import (
+    BatchingWriteFn,
+    DeliveryFailed,
+    EventBatch,
+    Receipt,
+)
+
+__all__ = ["DevoTarget", "EventBatch", "SyslogTransport", "WriteToDevo", "encode_batch",
+           "syslog_header"]
 
 log = logging.getLogger(__name__)
 
-
-class EventBatch(NamedTuple):
-    """Messages for one Devo table, with where they came from (for counters)."""
-
-    table: str
-    messages: list[bytes]
-    service: str = ""
-    region: str = ""
+SEND_CHUNK = 256 * 1024  # the send timeout applies per chunk: a slow relay that reads is fine
+_TCP_ESTABLISHED, _TCP_CLOSE, _TCP_CLOSE_WAIT = 1, 7, 8  # linux/tcp_states.h
+_HAS_TCP_INFO = hasattr(socket, "TCP_INFO") and hasattr(termios, "TIOCOUTQ")
 
 
 @dataclass(frozen=True)
@@ -90,26 +100,59 @@ def encode_batch(header: bytes, messages: list[bytes]) -> bytes:
     return header + (b"\n" + header).join(messages) + b"\n"
 
 
-class DevoConnection:
-    """Delivers payloads to Devo over a connection opened by devo-sdk's Sender.
+class SyslogTransport:
+    """Delivers flushes to a Devo relay, one connection per flush, and confirms them.
 
-    We use the Sender for what it is good at (the TLS context from the chain,
-    certificate and key) and write with a blocking ``sendall`` ourselves: the
-    Sender's own ``send_raw`` retries a partial non-blocking write from the
-    start, which can duplicate or garble a large batch.
+    devo-sdk's Sender opens the connection (TLS context from the chain,
+    certificate and key); we write with blocking sends of our own, because the
+    Sender's ``send_raw`` retries a partial non-blocking write from the start,
+    which can duplicate or garble a large batch.
     """
 
-    def __init__(self, target: DevoTarget, timeout: float = 30.0) -> None:
+    def __init__(self, target: DevoTarget, hostname: str | None = None,
+                 timeout: float = 30.0, grace_seconds: float = 1.0) -> None:
         self.target = target
         self.timeout = timeout
+        self.grace_seconds = grace_seconds
+        self._host = hostname or socket.gethostname()
+        # Set once the relay has answered a close_notify: a relay that does never closes
+        # bare when all went well, so a bare close from it is no confirmation.
+        self._answers_close_notify = False
 
-    def deliver(self, payloads: list[bytes]) -> None:
-        """Open, write every payload, say we are done, and wait for the relay to close.
+    # -- Transport
 
-        The relay closes its side only after reading all we sent, so a return
-        means the payloads were received. Raises ``_ConnectError`` if no
-        connection could be made, OSError if it broke.
-        """
+    def prepare(self, table: str, messages: list[bytes]) -> bytes:
+        return encode_batch(syslog_header(table, self._host), messages)
+
+    def payload_size(self, payload: bytes) -> int:
+        return len(payload)
+
+    def deliver(self, payloads: list[bytes]) -> Receipt:
+        sock = self._connect()
+        try:
+            for payload in payloads:
+                _send_all(sock, payload)
+            _wait_until_acked(sock, self.timeout)
+            spoke = _peer_spoke_first(sock)
+            if spoke:
+                raise DeliveryFailed("OUT-002", f"not confirmed: {spoke}")
+            receipt = self._close_and_confirm(sock)
+        except (DeliveryFailed, OSError) as e:  # OSError: reset, broken pipe, timeout, alert
+            if isinstance(e, DeliveryFailed):
+                code, message = e.code, e.message
+            else:
+                code, message = "OUT-002", f"connection broke before the relay confirmed: {e}"
+            message = self._explain(sock, message)
+            _close_quietly(sock)
+            raise DeliveryFailed(code, message) from None
+        return receipt
+
+    def close(self) -> None:
+        pass
+
+    # -- internals
+
+    def _connect(self) -> socket.socket:
         address = (self.target.address, self.target.port)
         try:
             if self.target.type == "TCP":
@@ -120,173 +163,206 @@ class DevoConnection:
             sender = Sender(config=config, timeout=self.timeout,
                             logger=logging.getLogger("devo.sender"))
         except (DevoSenderException, OSError) as e:
-            raise _ConnectError(str(e)) from e
-        sock = sender.socket
-        try:
-            sock.settimeout(self.timeout)  # blocking with a deadline: sendall writes all or raises
-            for payload in payloads:
-                sock.sendall(payload)
-            _close_and_wait_for_eof(sock)
-        finally:
-            sender.socket = None
+            raise DeliveryFailed("OUT-001", _one_line(str(e))) from None
+        sock, sender.socket = sender.socket, None  # ours now; the Sender must not close it
+        sock.settimeout(self.timeout)
+        return sock
+
+    def _close_and_confirm(self, sock: socket.socket) -> Receipt:
+        """Say we are done and wait for the relay's answer; see the module docstring."""
+        if isinstance(sock, ssl.SSLSocket):
             try:
-                sock.close()
-            except OSError:
-                pass
+                raw = sock.unwrap()  # our close_notify; returns on the relay's
+            except ssl.SSLEOFError:  # closed without close_notify: a bare close
+                return self._bare_close(sock)
+            if _tcp_state(raw) == _TCP_CLOSE:
+                _close_quietly(raw)
+                raise DeliveryFailed("OUT-002", "not confirmed: the relay reset the connection "
+                                                "right after its close_notify")
+            _close_quietly(raw)
+            self._answers_close_notify = True
+            return Receipt("close_notify")
+        sock.shutdown(socket.SHUT_WR)  # plain TCP has no close_notify: our FIN
+        while sock.recv(65536):
+            pass  # the relay never writes; anything it does is discarded
+        return self._bare_close(sock)
+
+    def _bare_close(self, sock: socket.socket) -> Receipt:
+        """The relay closed after our close: trusted only from a relay that does not answer
+        close_notify, if nothing was left unacknowledged, and if no reset follows within
+        the grace period."""
+        if self._answers_close_notify:
+            # Once, so that a relay that stopped answering close_notify for good is
+            # judged by the rule for bare closes from the next attempt on.
+            self._answers_close_notify = False
+            _close_quietly(sock)
+            raise DeliveryFailed("OUT-002", "not confirmed: the relay closed without the "
+                                            "close_notify it answered before")
+        if not _HAS_TCP_INFO:
+            _close_quietly(sock)
+            raise DeliveryFailed("OUT-002", "not confirmed: the relay closed without "
+                                            "close_notify, which this platform cannot verify")
+        unacked = _unacked_bytes(sock)
+        if unacked:
+            _close_quietly(sock)
+            raise DeliveryFailed("OUT-002", f"not confirmed: the relay closed with {unacked} "
+                                            f"bytes we sent not yet received")
+
+        # TLS: we have not closed, so the relay's FIN leaves us in CLOSE_WAIT and a reset
+        # turns that into CLOSE. Plain TCP: our FIN went first, and once both FINs are
+        # through the kernel keeps no state a later reset could change; only an error
+        # seen until then counts (plain TCP is for testing).
+        tls = isinstance(sock, ssl.SSLSocket)
+
+        def no_reset() -> None:
+            if (tls and _tcp_state(sock) != _TCP_CLOSE_WAIT) or _socket_error(sock):
+                raise DeliveryFailed("OUT-002", f"not confirmed: the relay reset the connection "
+                                                f"within {self.grace_seconds}s of closing it")
+
+        no_reset()
+        return Receipt("close", time.monotonic() + self.grace_seconds, no_reset,
+                       lambda: _close_quietly(sock))
+
+    def _explain(self, sock: socket.socket, message: str) -> str:
+        """The message, with the relay's TLS alert when it sent one (a refused certificate
+        shows as a reset or an EOF on the write; the alert says why)."""
+        alert = _tls_alert(sock)
+        if alert:
+            return (f"the relay refused the connection with TLS alert '{alert}': it probably "
+                    f"does not accept our client certificate (check cert, key and chain)")
+        return _one_line(message)
 
 
-class _ConnectError(Exception):
-    pass
+def _send_all(sock: socket.socket, payload: bytes) -> None:
+    view = memoryview(payload)
+    for start in range(0, len(view), SEND_CHUNK):
+        sock.sendall(view[start:start + SEND_CHUNK])
 
 
-def _close_and_wait_for_eof(sock: socket.socket) -> None:
-    """Tell the relay we are done and wait until it closes: it has read everything.
+def _wait_until_acked(sock: socket.socket, timeout: float) -> None:
+    """Wait until the relay's kernel acknowledged all we sent, or the relay closes.
 
-    TLS: send close_notify (``unwrap``); the relay answers by closing, which
-    arrives as an EOF (``SSLEOFError``: it closes without a close_notify of
-    its own), or as its close_notify. A TLS alert (our certificate refused)
-    or a reset raises instead. A bare TCP half-close would not do: OpenSSL 3
-    servers answer an EOF without close_notify with a decode_error alert.
+    Waiting here (instead of in the read of the relay's answer) lets a slow relay
+    that keeps reading take its time: only `timeout` seconds without progress fail.
     """
+    if not _HAS_TCP_INFO:
+        return
+    last, since = _unacked_bytes(sock), time.monotonic()
+    while last and _tcp_state(sock) == _TCP_ESTABLISHED:
+        readable, _, _ = select.select([sock], [], [], 0.05)
+        if readable:
+            return  # the relay spoke or closed: the caller finds out which
+        now = _unacked_bytes(sock)
+        if now < last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > timeout:
+            raise TimeoutError(f"the relay read nothing for {timeout:.0f}s")
+
+
+def _peer_spoke_first(sock: socket.socket) -> str:
+    """Why the relay's next word could not be an answer to our close, or "".
+
+    A relay never writes before we close: a close, a reset, a TLS alert or a
+    close_notify already there means it stopped reading on its own.
+    """
+    if _HAS_TCP_INFO:
+        state = _tcp_state(sock)
+        if state == _TCP_CLOSE:
+            return "the relay reset the connection before the batch was complete"
+        if state != _TCP_ESTABLISHED:
+            return "the relay closed the connection before the batch was complete"
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return ""
     if isinstance(sock, ssl.SSLSocket):
+        # TLS 1.3 relays send session tickets after the handshake: those are not words.
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
         try:
-            sock = sock.unwrap()
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            return
-    else:
-        sock.shutdown(socket.SHUT_WR)
-    while sock.recv(65536):
+            data = sock.recv(1)  # a TLS alert raises: the caller explains it
+        except ssl.SSLWantReadError:
+            return ""
+        finally:
+            sock.settimeout(timeout)
+        if not data:
+            return "the relay closed the connection before the batch was complete"
+    return "the relay wrote to us before the batch was complete"
+
+
+def _tls_alert(sock: socket.socket) -> str:
+    """The TLS alert the relay sent, if one is waiting to be read."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return ""
+    try:
+        sock.settimeout(0.5)
+        sock.recv(1)
+    except ssl.SSLError as e:
+        reason = getattr(e, "reason", "") or ""
+        if "ALERT" in reason.upper():
+            return reason.lower().replace("_", " ")
+    except (OSError, ValueError):
+        pass
+    return ""
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    except OSError:
+        return _TCP_CLOSE
+
+
+def _unacked_bytes(sock: socket.socket) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    except OSError:
+        return 0
+
+
+def _socket_error(sock: socket.socket) -> int:
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError as e:
+        return e.errno or errno.EIO
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
         pass
 
 
-class _DevoWriteFn(beam.DoFn):
-    """Buffers per table; each flush is delivered by a background thread.
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
-    The thread overlaps the network and the relay's confirmation with the
-    parsing of the next batches; at most ``max_in_flight`` flushes wait for
-    confirmation at once (bounded memory), and ``finish_bundle`` waits for all.
-    """
 
-    def __init__(self, target: DevoTarget, name: str, max_batch_bytes: int, max_attempts: int,
-                 retry_delay: float, hostname: str | None, max_in_flight: int) -> None:
-        self._target = target
-        self._name = name
-        self._max_batch_bytes = max_batch_bytes
-        self._max_attempts = max_attempts
-        self._retry_delay = retry_delay
-        self._hostname = hostname
-        self._max_in_flight = max_in_flight
+class _MakeSyslogTransport:
+    """Picklable factory: the transport is made in the worker."""
 
-    def setup(self) -> None:
-        self._conn = DevoConnection(self._target)
-        self._host = self._hostname or socket.gethostname()
-        self._counters: dict[tuple[str, str, str], tuple] = {}
-        # One thread: one connection at a time, flushes delivered in order.
-        self._sender = ThreadPoolExecutor(1, thread_name_prefix="devo-deliver")
+    def __init__(self, target: DevoTarget, hostname: str | None, timeout: float,
+                 grace_seconds: float) -> None:
+        self.target, self.hostname = target, hostname
+        self.timeout, self.grace_seconds = timeout, grace_seconds
 
-    def teardown(self) -> None:
-        sender = getattr(self, "_sender", None)
-        if sender is not None:
-            sender.shutdown(wait=False, cancel_futures=True)
-
-    def start_bundle(self) -> None:
-        self._buffers: dict[tuple[str, str, str], list[bytes]] = {}
-        self._buffered = 0
-        self._in_flight: deque[tuple[Future, list]] = deque()
-
-    def process(self, element) -> None:
-        if isinstance(element, EventBatch):
-            key = (element.table, element.service, element.region)
-            messages = element.messages
-        else:
-            table, message = element
-            key = (table, "", "")
-            messages = [message]
-        if not messages:
-            return
-        if not isinstance(messages[0], bytes):
-            messages = [m.encode("utf-8") if isinstance(m, str) else m for m in messages]
-        self._buffers.setdefault(key, []).extend(messages)
-        self._buffered += sum(map(len, messages)) + 64 * len(messages)
-        if self._buffered >= self._max_batch_bytes:
-            self._flush()
-
-    def finish_bundle(self) -> None:
-        # The bundle completes, and its SQS messages are deleted, only after every
-        # flush of it is confirmed.
-        self._flush()
-        while self._in_flight:
-            self._wait_oldest()
-
-    def _wait_oldest(self) -> None:
-        future, stats = self._in_flight.popleft()
-        future.result()  # raises the CollectorError of a delivery that gave up
-        for key, events, nbytes in stats:  # Beam counters: in the bundle's own thread
-            self._count(key, events, nbytes)
-
-    def _flush(self) -> None:
-        if not self._buffers:
-            return
-        header_time = time.time()
-        payloads, stats = [], []
-        for key, messages in self._buffers.items():
-            payload = encode_batch(syslog_header(key[0], self._host, header_time), messages)
-            payloads.append(payload)
-            stats.append((key, len(messages), len(payload)))
-        future = self._sender.submit(self._deliver_with_retries, payloads,
-                                     sum(n for _, n, _ in stats))
-        self._in_flight.append((future, stats))
-        self._buffers = {}
-        self._buffered = 0
-        while len(self._in_flight) > self._max_in_flight:
-            self._wait_oldest()
-
-    def _deliver_with_retries(self, payloads: list[bytes], events: int) -> None:
-        delay = self._retry_delay
-        code = "OUT-001"
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                self._conn.deliver(payloads)
-                return
-            except _ConnectError as e:
-                code, last = "OUT-001", e
-            except OSError as e:
-                # Broken before the relay confirmed: send the whole batch again on a
-                # new connection (the relay may get some lines twice, never none).
-                code, last = "OUT-002", e
-            log.warning("%s Devo %s: attempt %d/%d to deliver %d events failed: %s",
-                        code, self._target, attempt, self._max_attempts, events, last)
-            if attempt < self._max_attempts:
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        what = "cannot connect to" if code == "OUT-001" else "cannot deliver to"
-        raise CollectorError(code, f"{what} Devo {self._target}: {events} events not delivered "
-                                   f"after {self._max_attempts} attempts: {last}")
-
-    def _count(self, key: tuple[str, str, str], events: int, nbytes: int) -> None:
-        counters = self._counters.get(key)
-        if counters is None:
-            table, service, region = key
-            counters = (Metrics.counter("devo", f"events|{table}"),
-                        Metrics.counter("devo", f"bytes|{table}"),
-                        Metrics.counter("delivered", f"{self._name}|{service}|{region}|{table}"))
-            self._counters[key] = counters
-        counters[0].inc(events)
-        counters[1].inc(nbytes)
-        counters[2].inc(events)
+    def __call__(self) -> SyslogTransport:
+        return SyslogTransport(self.target, self.hostname, self.timeout, self.grace_seconds)
 
 
 class WriteToDevo(beam.PTransform):
-    """Writes events to a Devo relay, batched per table.
+    """Writes events to a Devo relay, batched per table, each flush confirmed.
 
     Args:
       target: where to connect (``DevoTarget`` or a config output entry).
       max_batch_bytes: flush when this much is buffered, besides at bundle end.
-      max_attempts: connection attempts per batch before the bundle fails.
-      retry_delay: first backoff delay in seconds (doubles per attempt).
+      max_attempts: attempts per flush before the bundle fails (OUT-001/OUT-002).
+      retry_delay: first backoff delay in seconds (doubles per attempt, up to 10 s).
       hostname: the host name in each syslog line (default: this machine's).
-      name: the output's name, in the "delivered" counters.
-      max_in_flight: flushes that may await the relay's confirmation at once.
+      name: the output's name, in the "delivered" counters and debug logs.
+      max_in_flight: flushes that may await confirmation at once.
+      timeout: seconds without progress before a connection counts as broken.
+      grace_seconds: how long a relay's bare close (no close_notify) must go
+        without a reset before the flush counts as confirmed.
 
     Counters (Beam metrics): ``devo/events|<table>``, ``devo/bytes|<table>`` and
     ``delivered/<name>|<service>|<region>|<table>``.
@@ -294,11 +370,13 @@ class WriteToDevo(beam.PTransform):
 
     def __init__(self, target, *, max_batch_bytes: int = 4 << 20, max_attempts: int = 5,
                  retry_delay: float = 0.5, hostname: str | None = None,
-                 name: str = "devo", max_in_flight: int = 2) -> None:
+                 name: str = "devo", max_in_flight: int = 4, timeout: float = 30.0,
+                 grace_seconds: float = 1.0) -> None:
         super().__init__()
         self._target = target if isinstance(target, DevoTarget) else DevoTarget.from_config(target)
-        self._fn = _DevoWriteFn(self._target, name, max_batch_bytes, max_attempts, retry_delay,
-                                hostname, max_in_flight)
+        self._fn = BatchingWriteFn(
+            _MakeSyslogTransport(self._target, hostname, timeout, grace_seconds), name,
+            f"Devo {self._target}", max_batch_bytes, max_attempts, retry_delay, max_in_flight)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)
