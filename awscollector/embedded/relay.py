@@ -4,8 +4,10 @@ It accepts TLS connections that present a client certificate signed by the test 
 (or plain TCP when no PKI is given), reads newline-terminated syslog lines
 `<PRI>Mmm dd hh:mm:ss host tag: message`, records the messages per tag and never
 writes anything back. When a client half-closes, the relay records everything it has
-read and only then closes its side: devo-sdk's Sender.close() waits for that EOF, and
-the collector takes it as the confirmation that its events were delivered.
+read and only then closes its side. How it closes is the relay's *mode*, since Devo's
+relays are not known to do one or the other: by default it answers the client's TLS
+close_notify with its own (the collector's strongest confirmation);
+``answer_close_notify=False`` makes it close without one (a bare TCP FIN).
 
     pki = make_test_pki(tmp_path)
     with DevoRelay(pki, out_dir="demo-out") as relay:
@@ -16,19 +18,24 @@ the collector takes it as the confirmation that its events were delivered.
         assert relay.counts() == {"my.app.test": 1}
 
 kill() resets every open connection at once, as a crashed relay would; start() again
-brings the relay back on the same port.
+brings the relay back on the same port. Faults that relays really show can be armed:
+``CloseFirst`` (close our side first, stop reading, reset later, discarding what
+was not read), a small receive buffer (``rcvbuf``) and a slow reader (``read_delay``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import re
 import select
 import socket
 import ssl
 import struct
+import termios
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -81,15 +88,51 @@ def parse_lines(lines: list[bytes]) -> tuple[dict[bytes, list[bytes]], list[byte
     return by_tag, bad
 
 
+@dataclass
+class CloseFirst:
+    """A relay that goes away with data unread, as one does when it shuts down or a load
+    balancer drops it: after reading ``after_bytes`` of a connection it records the
+    whole lines read so far, closes its side (a TCP FIN, no close_notify), stops
+    reading, and ``reset_after`` seconds later resets the connection, discarding
+    what it had not read.
+
+    It watches every ``every``-th connection that completes its handshake after it
+    was armed, until it has crashed ``times`` of them (a connection that ends before
+    ``after_bytes`` is not a crash). ``after_bytes`` may be a tuple: the depth of
+    each crash in turn. ``unread`` lists, per crash, the bytes the relay's socket
+    held unread when it reset (what the reset discarded).
+    """
+
+    after_bytes: int | tuple[int, ...]
+    reset_after: float = 0.1
+    times: int = 1
+    every: int = 1
+    hits: int = 0
+    seen: int = 0
+    unread: list[int] = field(default_factory=list)
+
+    def watches(self) -> bool:
+        """Whether it watches the connection that just started."""
+        if self.hits >= self.times:
+            return False
+        self.seen += 1
+        return self.seen % self.every == 0
+
+    def depth(self) -> int:
+        depths = self.after_bytes if isinstance(self.after_bytes, tuple) else (self.after_bytes,)
+        return depths[self.hits % len(depths)]
+
+
 class _Conn:
     """One accepted connection; `sock` becomes the TLS socket once wrapped."""
 
-    __slots__ = ("sock", "thread", "aborted")
+    __slots__ = ("sock", "thread", "aborted", "fault")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.thread: threading.Thread | None = None
         self.aborted = False
+        self.fault: CloseFirst | None = None
 
 
 class DevoRelay:
@@ -108,6 +151,10 @@ class DevoRelay:
         port: int = 0,
         out_dir: str | Path | None = None,
         keep_events: bool = True,
+        answer_close_notify: bool = True,
+        rcvbuf: int | None = None,
+        read_delay: float = 0.0,
+        answer_delay: float = 0.0,
     ) -> None:
         if host == "localhost":
             host = "127.0.0.1"
@@ -120,6 +167,12 @@ class DevoRelay:
         self._context = _server_context(pki) if pki is not None else None
         self._out_dir = Path(out_dir) if out_dir is not None else None
         self._keep_events = keep_events
+        self.answer_close_notify = answer_close_notify
+        self._rcvbuf = rcvbuf
+        self.read_delay = read_delay  # seconds between reads of at most 64 KiB: a slow relay
+        self.answer_delay = answer_delay  # seconds before answering a close: a hung relay
+        self._faults: list[CloseFirst] = []
+        self._confirmed = {"close_notify": 0, "close": 0}
 
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # notified on new events and closed conns
@@ -152,6 +205,8 @@ class DevoRelay:
             listener = socket.socket(self._family, socket.SOCK_STREAM)
             try:
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self._rcvbuf:  # before listen(): accepted sockets inherit it
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
                 listener.bind((self.host, self.port))
                 listener.listen(128)
                 # A timeout so the accept loop notices stop() even where shutdown()
@@ -233,6 +288,22 @@ class DevoRelay:
         with self._cond:
             return self._cond.wait_for(lambda: self._total >= n, timeout)
 
+    def add_fault(self, fault: CloseFirst) -> CloseFirst:
+        """Arm a fault for the connections that start from now on."""
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def confirmations(self) -> dict[str, int]:
+        """Connections that ended with the client's close read in full, by how the relay
+        answered: "close_notify" (its own close_notify) or "close" (a bare close)."""
+        with self._lock:
+            return dict(self._confirmed)
+
     def reset(self) -> None:
         """Forget events and counters (files in out_dir are left as they are)."""
         with self._lock:
@@ -268,7 +339,9 @@ class DevoRelay:
                 return
             with self._lock:
                 self._connections += 1
-            self._read(conn)
+                conn.fault = next((f for f in self._faults if f.watches()), None)
+            if self._read(conn):
+                self._answer_close(conn)
         finally:
             # Leave the open set before closing, so kill() never touches a closed socket.
             with self._cond:
@@ -283,8 +356,11 @@ class DevoRelay:
                 return False
             conn.sock.settimeout(HANDSHAKE_TIMEOUT)
             # Wrapped under the lock so kill() always sees the socket that owns the fd.
+            # suppress_ragged_eofs=False: a client's close_notify reads as EOF, a bare
+            # TCP close raises, so the relay answers close_notify only to close_notify.
             conn.sock = self._context.wrap_socket(
-                conn.sock, server_side=True, do_handshake_on_connect=False
+                conn.sock, server_side=True, do_handshake_on_connect=False,
+                suppress_ragged_eofs=False,
             )
         try:
             conn.sock.do_handshake()
@@ -296,36 +372,43 @@ class DevoRelay:
         conn.sock.settimeout(None)
         return True
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: _Conn) -> bool:
         """Read to EOF in chunks of up to CHUNK bytes, recording whole lines per chunk.
 
         The socket is non-blocking so that, under load, many small writes (a TLS record
         per event, as devo-sdk's Sender sends them) are gathered into one chunk; poll()
-        waits only when nothing is there.
+        waits only when nothing is there. True when the client closed cleanly (TLS:
+        with close_notify) after everything was read and recorded.
         """
         sock = conn.sock
         sock.setblocking(False)
         poller = select.poll()
         poller.register(sock, select.POLLIN)
-        buf = memoryview(bytearray(CHUNK))
+        size = 65536 if self.read_delay else CHUNK
+        depth = conn.fault.depth() if conn.fault is not None else 0
+        buf = memoryview(bytearray(size))
         filled = 0
+        read = 0
         carry = b""
-        eof = False
+        eof = clean = False
         while not eof:
             try:
                 n = sock.recv_into(buf[filled:])
-                eof = n == 0
+                eof = clean = n == 0
                 filled += n
-                if n and filled < CHUNK:
+                read += n
+                if n and filled < size and not self.read_delay:
                     continue  # more may be there already
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 if not filled:
                     poller.poll()  # idle: wait for data, EOF, or kill()'s shutdown
                     continue
+            except ssl.SSLEOFError:
+                eof = True  # a TCP close without close_notify: no confirmation to give
             except OSError:
-                return  # reset by the client (or killed): the partial line is lost
+                return False  # reset by the client (or killed): the partial line is lost
             if conn.aborted:
-                return  # killed: what was read but not recorded is discarded, as in a crash
+                return False  # killed: what was read but not recorded is discarded
             if filled:
                 lines = bytes(buf[:filled]).split(b"\n")
                 filled = 0
@@ -333,8 +416,48 @@ class DevoRelay:
                 carry = lines.pop()
                 if lines:
                     self._record(conn, lines)
+            if conn.fault is not None and read >= depth:
+                self._close_first(conn, conn.fault)
+                return False
+            if self.read_delay:
+                time.sleep(self.read_delay)
         if carry:
             self._record(conn, [carry])  # a last line without its newline
+        return clean
+
+    def _close_first(self, conn: _Conn, fault: CloseFirst) -> None:
+        """Close our side without close_notify, stop reading, reset a little later."""
+        try:
+            socket.socket.shutdown(conn.sock, socket.SHUT_WR)  # the plain TCP FIN
+        except OSError:
+            return  # the client is gone already: not a crash of ours
+        with self._lock:
+            fault.hits += 1
+        time.sleep(fault.reset_after)
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(conn.sock.fileno(), termios.FIONREAD,
+                                                    b"\0" * 4))[0]
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            return
+        with self._lock:
+            fault.unread.append(unread)
+
+    def _answer_close(self, conn: _Conn) -> None:
+        """The client closed after sending everything and it was all recorded: answer."""
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
+        how = "close"
+        if isinstance(conn.sock, ssl.SSLSocket) and self.answer_close_notify:
+            try:
+                conn.sock.setblocking(True)
+                conn.sock.settimeout(HANDSHAKE_TIMEOUT)
+                conn.sock = conn.sock.unwrap()  # our close_notify; the caller closes
+                how = "close_notify"
+            except OSError:
+                return
+        with self._lock:
+            self._confirmed[how] += 1
 
     def _record(self, conn: _Conn, lines: list[bytes]) -> None:
         by_tag, bad = parse_lines(lines)
