@@ -20,21 +20,47 @@ log = logging.getLogger("awscollector")
 
 
 def setup_logging(debug: bool = False) -> None:
+    """Logs to stderr; `debug` (globals.debug) adds the collector's DEBUG lines and the
+    tracebacks of failures. Safe to call again (cmd_run does, once the config is read)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("awscollector").setLevel(logging.DEBUG if debug else logging.INFO)
+    _beam_tracebacks.debug = debug
     # Beam is chatty at INFO; botocore at DEBUG logs request headers (session tokens).
     for name in ("apache_beam", "botocore", "boto3", "urllib3", "s3transfer", "werkzeug",
                  "devo.sender"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.worker.sdk_worker").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_beam_import_noise)
+        handler.addFilter(_drop_beam_import_noise)  # addFilter adds each filter once
+        handler.addFilter(_beam_tracebacks)
 
 
 def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
     # Beam logs this on import when the GCP extras are absent; we use none of them.
     return "apitools not found" not in record.getMessage()
+
+
+class _BeamTracebacks(logging.Filter):
+    """Drops, unless debug, Beam's ERROR records of an exception with its traceback.
+
+    When a DoFn raises, Beam's DoFnRunner logs the exception with its traceback
+    (apache_beam.runners.common, `_LOGGER.exception`) and re-raises it; the SDK
+    harness and the old DirectRunner's executor do the like. The exception then ends
+    the run, and `run` prints it as its one coded line: the traceback is for debugging.
+    """
+
+    debug = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug or record.levelno < logging.ERROR:
+            return True
+        if not record.name.startswith("apache_beam"):
+            return True
+        return not (record.exc_info or "Traceback (most recent call last)" in record.getMessage())
+
+
+_beam_tracebacks = _BeamTracebacks()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,10 +131,14 @@ def cmd_run(args, beam_args: list[str]) -> int:
     try:
         result = run_collector(config, beam_args, idle_seconds=idle,
                                visibility_timeout=args.sqs_visibility_timeout)
-    except CollectorError as e:
-        log.error("%s", e)
-        print(str(e), file=sys.stderr)
-        return 2 if e.code.startswith("CFG-") or e.code == "RUN-004" else 1
+    except Exception as e:
+        # One line, the coded one; the traceback only in a debug log.
+        error = e if isinstance(e, CollectorError) else CollectorError(
+            "RUN-001", f"run failed: {type(e).__name__}: {e}")
+        if not isinstance(e, CollectorError):
+            log.debug("%s", error, exc_info=e)
+        print(str(error), file=sys.stderr)
+        return 2 if error.code.startswith("CFG-") or error.code == "RUN-004" else 1
     print(format_summary(result.rows))
     log.info("peak memory: %.0f MB", peak_memory_mb())
     return 0

@@ -264,6 +264,29 @@ def test_sqs_dead_letter_queue_refused_fails_the_run_with_out_003(embedded_aws, 
     assert vpc_key(REGION, 2) in queue_keys(embedded_aws, url)
 
 
+def test_a_multi_line_aws_answer_fails_the_run_with_one_line(embedded_aws, proxy, relay, pki,
+                                                             tmp_path):
+    """XML (not SQS's JSON) with a message over several lines: the run's error is one
+    line, with AWS's code, and no traceback."""
+    bucket, queue, url = setup_queue(embedded_aws)
+    seed_objects(embedded_aws, bucket, n=1, m=10)
+    denied = proxy.add(FaultRule(match_target="ReceiveMessage", protocol="query", status=403,
+                                 code="AccessDenied",
+                                 message="User: arn:aws:iam::123456789012:user/collector\n"
+                                         "  is not authorized to perform:\n\tsqs:receivemessage"))
+    done = run_cli(write_config(proxy, relay, pki, queue, tmp_path), timeout=120)
+
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("AWS-003 sqs ReceiveMessage on "), done.stderr[-3000:]
+    assert ("failed: AccessDenied: User: arn:aws:iam::123456789012:user/collector is not "
+            "authorized to perform: sqs:receivemessage") in last
+    assert denied.hits == 1  # not retried: a refusal, not a throttle
+    assert relay.counts() == {}
+    assert queue_depth(embedded_aws, url) == 2
+
+
 def test_delete_refused_keeps_delivered_messages_with_aws_009(embedded_aws, proxy, relay, pki,
                                                              tmp_path, caplog):
     bucket, queue, url = setup_queue(embedded_aws)
