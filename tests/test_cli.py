@@ -21,9 +21,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from awscollector.embedded.aws import EmbeddedAws, free_port
+from awscollector.embedded.seed import vpc_key
 from tests.vpc_helpers import (
     ENV,
     queue_depth,
+    queue_keys,
     raw_config,
     run_cli,
     seed_objects,
@@ -153,6 +156,33 @@ def _assert_no_secret(*outputs: str) -> None:
     for text in outputs:
         assert SECRET not in text
         assert SECRET_KEY_ID not in text
+
+
+def _failure_line(stderr: str, code: str) -> str:
+    """The coded line a failed run ends with: the last line of stderr, printed once."""
+    lines = stderr.splitlines()
+    assert lines and lines[-1].startswith(f"{code} "), stderr[-3000:]
+    assert sum(line.startswith(f"{code} ") for line in lines) == 1, stderr[-3000:]
+    return lines[-1]
+
+
+_DEBUG = re.compile(r" DEBUG awscollector\.io\.\w+: (.*)$", re.MULTILINE)
+_RECEIVED = re.compile(r"^sqs ReceiveMessage (\S+) \((us-east-1), reader 0\): (\d+) messages in ")
+_DELETED = re.compile(r"^sqs DeleteMessageBatch (\S+) \((us-east-1), reader 0\): "
+                      r"(\d+) deleted, (\d+) failed$")
+_READ = re.compile(r"^s3 GetObject s3://([^/]+)/(\S+): (\d+) bytes, (\d+) uncompressed, "
+                   r"[\d.]+s$")
+
+
+def _debug_lines(stderr: str) -> dict[str, list[tuple[str, ...]]]:
+    """The SQS and S3 debug lines of a run's log, parsed."""
+    found: dict[str, list[tuple[str, ...]]] = {"received": [], "deleted": [], "read": []}
+    for text in _DEBUG.findall(stderr):
+        for kind, pattern in (("received", _RECEIVED), ("deleted", _DELETED), ("read", _READ)):
+            match = pattern.match(text)
+            if match:
+                found[kind].append(match.groups())
+    return found
 
 
 # Validate never touches AWS or Devo: these point at nothing.
@@ -354,15 +384,64 @@ def test_run_with_debug_logs_never_prints_a_secret(embedded_aws, relay, pki, tmp
     assert done.returncode == 0, done.stderr
     assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))
     _assert_no_secret(done.stdout, done.stderr)
+    # debug: each receive, delete and object read is logged.
+    logged = _debug_lines(done.stderr)
+    assert {(u.endswith("/" + queue), r) for u, r, _ in logged["received"]} == {
+        (True, "us-east-1")}
+    assert sum(int(n) for _, _, n in logged["received"]) == 3  # 2 objects, the s3:TestEvent
+    assert sum(int(n) for _, _, n, _ in logged["deleted"]) == 3
+    assert all(u.endswith("/" + queue) and f == "0" for u, _, _, f in logged["deleted"])
+    assert len(logged["read"]) == 2
+    for got_bucket, _, compressed, uncompressed in logged["read"]:
+        assert got_bucket == bucket and 0 < int(compressed) < int(uncompressed)
 
     # The run fails (the relay is down): still no secret, in any output.
     seed_objects(embedded_aws, bucket, n=1, m=20, first=2)
     relay.stop()
     failed = run_cli(path, timeout=120)
     assert failed.returncode == 1, failed.stderr
-    assert "OUT-001" in failed.stderr
+    _failure_line(failed.stderr, "OUT-001")
+    assert "Traceback (most recent call last)" in failed.stderr  # debug: the log has it
     assert queue_depth(embedded_aws, url) == 1
     _assert_no_secret(failed.stdout, failed.stderr)
+
+
+def test_a_failed_run_prints_its_coded_line_and_no_traceback(embedded_aws, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=1, m=20)
+    dead_relay = SimpleNamespace(port=free_port())  # nothing listens there
+    raw = _secret_config(embedded_aws, dead_relay, pki, queue, tmp_path, debug=False)
+    failed = run_cli(_write_yaml(tmp_path / "c.yaml", raw), timeout=120)
+
+    assert failed.returncode == 1, failed.stderr
+    line = _failure_line(failed.stderr, "OUT-001")
+    assert f"127.0.0.1:{dead_relay.port}" in line and "Connection refused" in line
+    assert "Traceback" not in failed.stderr
+    assert " DEBUG " not in failed.stderr  # no debug lines without debug: true
+    assert failed.stdout == ""
+    _assert_no_secret(failed.stdout, failed.stderr)
+    # Not delivered, so not deleted.
+    assert queue_keys(embedded_aws, url) == {vpc_key("us-east-1", n) for n in objects}
+
+
+def test_a_wrong_secret_is_aws_001(relay, pki, tmp_path):
+    """moto enforcing IAM refuses a wrong secret as AWS does: SignatureDoesNotMatch."""
+    with EmbeddedAws(in_process=False, env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as aws:
+        iam = aws.client("iam")
+        iam.create_user(UserName="collector")
+        key_id = iam.create_access_key(UserName="collector")["AccessKey"]["AccessKeyId"]
+        aws.client("sqs").create_queue(QueueName="logs")
+        raw = _secret_config(aws, relay, pki, "logs", tmp_path, debug=False)
+        raw["inputs"]["aws"]["credentials"]["access_key"] = key_id
+        failed = run_cli(_write_yaml(tmp_path / "c.yaml", raw), timeout=120)
+
+    assert failed.returncode == 1, failed.stderr
+    line = _failure_line(failed.stderr, "AWS-001")
+    assert line.startswith("AWS-001 sqs GetQueueUrl logs in us-east-1 failed: "
+                           "SignatureDoesNotMatch: The request signature we calculated")
+    assert "Traceback" not in failed.stderr
+    _assert_no_secret(failed.stdout, failed.stderr)
+    assert relay.connections() == 0
 
 
 # ---------------------------------------------------------------------------- demo

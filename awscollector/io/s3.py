@@ -154,13 +154,18 @@ class ReadS3Lines(beam.DoFn):
         self._objects = Metrics.counter("s3", "objects_read")
         self._lines = Metrics.counter("s3", "lines_read")
         self._bytes = Metrics.counter("s3", "bytes_read")
+        self._debug = log.isEnabledFor(logging.DEBUG)  # once, not per object or chunk
 
     def process(self, task: ObjectTask):
         ref = task.ref
+        started = time.monotonic()
+        sizes = [0, 0]  # bytes read from S3; bytes after decompression (counted if debug)
         client = self._access.client("s3", task.message.region)
         raw = object_chunks(client, ref.bucket, ref.key)
-        text = _Guarded(_text_only(decompressed_chunks(self._counted(raw), task.name),
-                                   task.name))
+        chunks = decompressed_chunks(self._counted(raw, sizes), task.name)
+        if self._debug:
+            chunks = _measured(chunks, sizes)
+        text = _Guarded(_text_only(chunks, task.name))
         index, lines_read, first_line = 0, 0, b""
         pending: list[bytes] | None = None  # one batch held back: the last may end cut
         try:
@@ -177,6 +182,10 @@ class ReadS3Lines(beam.DoFn):
         finally:
             raw.close()
         fault = text.fault
+        if self._debug:
+            log.debug("s3 GetObject s3://%s/%s: %d bytes, %d uncompressed, %.3fs%s",
+                      ref.bucket, ref.key, sizes[0], sizes[1], time.monotonic() - started,
+                      f", stopped by {fault.code}" if fault is not None else "")
         partial = None
         if pending and fault is not None and not text.ended_with_newline:
             partial = pending.pop()  # the line the fault cut in two: not an event
@@ -196,7 +205,14 @@ class ReadS3Lines(beam.DoFn):
             return
         raise fault
 
-    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _counted(self, chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
         for chunk in chunks:
             self._bytes.inc(len(chunk))
+            sizes[0] += len(chunk)
             yield chunk
+
+
+def _measured(chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        sizes[1] += len(chunk)
+        yield chunk

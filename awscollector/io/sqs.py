@@ -183,6 +183,7 @@ class _ReadSqsFn(beam.DoFn):
         self._idle_since: dict[SqsQueue, float] = {}
         self._received = Metrics.counter("sqs", "messages_received")
         self._deleted = Metrics.counter("sqs", "messages_deleted")
+        self._debug = log.isEnabledFor(logging.DEBUG)  # once: receives are the hot path
 
     def teardown(self) -> None:
         self._keeper.close()
@@ -216,7 +217,7 @@ class _ReadSqsFn(beam.DoFn):
             if messages:
                 self._idle_since.pop(queue, None)
                 self._keeper.track(client, url, messages)
-                finalizer.register(self._deleter(client, url, messages))
+                finalizer.register(self._deleter(client, url, queue, messages))
                 self._received.inc(len(messages))
                 received += len(messages)
                 for m in messages:
@@ -238,6 +239,7 @@ class _ReadSqsFn(beam.DoFn):
         if self._idle_seconds is not None:
             remaining = self._idle_seconds - self._idle_for(queue)
             wait = max(0, min(wait, math.ceil(remaining)))
+        started = time.monotonic()
         try:
             response = client.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
@@ -245,7 +247,12 @@ class _ReadSqsFn(beam.DoFn):
                 AttributeNames=["ApproximateReceiveCount"])
         except (ClientError, BotoCoreError) as e:
             raise aws_error(e, f"sqs ReceiveMessage on {url}") from e
-        return response.get("Messages", [])
+        messages = response.get("Messages", [])
+        if self._debug:
+            log.debug("sqs ReceiveMessage %s (%s, reader %d): %d messages in %.2fs (wait %ds)",
+                      url, queue.region, queue.reader, len(messages),
+                      time.monotonic() - started, wait)
+        return messages
 
     def _queue_url(self, client, queue: SqsQueue) -> str:
         url = self._urls.get(queue)
@@ -260,25 +267,31 @@ class _ReadSqsFn(beam.DoFn):
             self._urls[queue] = url
         return url
 
-    def _deleter(self, client, url: str, messages: list[dict]):
+    def _deleter(self, client, url: str, queue: SqsQueue, messages: list[dict]):
         entries = [(m["MessageId"], m["ReceiptHandle"]) for m in messages]
 
         def delete() -> None:
             ids = [mid for mid, _ in entries]
+            failures = 0
             try:
                 for i in range(0, len(entries), 10):
                     batch = [{"Id": str(n), "ReceiptHandle": h}
                              for n, (_, h) in enumerate(entries[i:i + 10])]
                     result = client.delete_message_batch(QueueUrl=url, Entries=batch)
                     for failed in result.get("Failed", []):
+                        failures += 1
                         log.warning("AWS-009 could not delete a delivered message from %s (%s):"
                                     " it will be delivered again", url, failed.get("Code"))
                 self._deleted.inc(len(entries))
             except (ClientError, BotoCoreError) as e:
+                failures = len(entries)
                 log.warning("AWS-009 could not delete %d delivered messages from %s: %s;"
                             " they will be delivered again", len(entries), url, e)
             finally:
                 self._keeper.forget(url, ids)
+            if self._debug:
+                log.debug("sqs DeleteMessageBatch %s (%s, reader %d): %d deleted, %d failed",
+                          url, queue.region, queue.reader, len(entries) - failures, failures)
 
         return delete
 
