@@ -111,7 +111,7 @@ _XML_MESSAGE = re.compile(rb"<(?:\w+:)?Message>([^<]*)</(?:\w+:)?Message>")
 _XML_TYPE = re.compile(rb"<(?:\w+:)?Type>\s*(Sender|Receiver)\s*</(?:\w+:)?Type>")
 _HTML_TITLE = re.compile(rb"<title[^>]*>([^<]{0,512})</title>", re.IGNORECASE)
 _HTML_START = re.compile(rb"\s*(<!doctype html|<html)", re.IGNORECASE)
-_MAX_BODY = 64 * 1024  # an error body larger than this is not an AWS error document
+_MAX_BODY = 64 * 1024  # of a larger error body only the start is looked at
 
 
 def read_error_body(response_dict: dict, operation_model: Any,
