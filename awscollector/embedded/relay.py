@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import re
 import select
 import socket
 import ssl
@@ -37,16 +36,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from .certs import TestPki
+from .recorder import MAX_BAD_LINES, EventRecorder
+
+__all__ = ["MAX_BAD_LINES", "CloseFirst", "DevoRelay", "parse_lines"]
 
 CHUNK = 1 << 20  # recorded at once: one lock and one parse call per chunk
-MAX_BAD_LINES = 1000
 HANDSHAKE_TIMEOUT = 10.0
 JOIN_TIMEOUT = 2.0
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def parse_lines(lines: list[bytes]) -> tuple[dict[bytes, list[bytes]], list[bytes]]:
@@ -165,7 +164,6 @@ class DevoRelay:
         self.port = port
         self._family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         self._context = _server_context(pki) if pki is not None else None
-        self._out_dir = Path(out_dir) if out_dir is not None else None
         self._keep_events = keep_events
         self.answer_close_notify = answer_close_notify
         self._rcvbuf = rcvbuf
@@ -175,11 +173,10 @@ class DevoRelay:
         self._confirmed = {"close_notify": 0, "close": 0}
 
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)  # notified on new events and closed conns
-        self._counts: dict[str, int] = {}
-        self._events: dict[str, list[str]] = {}
-        self._bad: list[bytes] = []
-        self._total = 0
+        # One lock for the events and the connections; the condition is notified on new
+        # events and closed connections.
+        self._recorder = EventRecorder(out_dir, keep_events, self._lock)
+        self._cond = self._recorder.cond
         self._connections = 0
         self._refused = 0
         self._open: set[_Conn] = set()
@@ -187,9 +184,6 @@ class DevoRelay:
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._closing = threading.Event()
-
-        self._files_lock = threading.Lock()
-        self._files: dict[str, BinaryIO] = {}
 
     # -- lifecycle
 
@@ -237,13 +231,13 @@ class DevoRelay:
         with self._cond:
             self._cond.wait_for(lambda: not self._open, timeout)
         self._abort_open()
-        self._close_files()
+        self._recorder.close_files()
 
     def kill(self) -> None:
         """Crash: close the listener and reset every open connection, discarding unread data."""
         self._close_listener()
         self._abort_open()
-        self._close_files()
+        self._recorder.close_files()
 
     def __enter__(self) -> DevoRelay:
         return self.start()
@@ -254,24 +248,20 @@ class DevoRelay:
     # -- what was received
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return self._recorder.counts()
 
     def total(self) -> int:
-        with self._lock:
-            return self._total
+        return self._recorder.total()
 
     def events(self, tag: str) -> list[str]:
         """Messages received for tag, in arrival order."""
         if not self._keep_events:
             raise RuntimeError("this relay was made with keep_events=False: only counts are kept")
-        with self._lock:
-            return list(self._events.get(tag, ()))
+        return self._recorder.events(tag)
 
     def bad_lines(self) -> list[bytes]:
         """Lines that did not parse (the first MAX_BAD_LINES of them)."""
-        with self._lock:
-            return list(self._bad)
+        return self._recorder.bad_lines()
 
     def connections(self) -> int:
         """Connections accepted so far (for TLS: handshake completed)."""
@@ -285,8 +275,7 @@ class DevoRelay:
 
     def wait_for_total(self, n: int, timeout: float) -> bool:
         """Wait until at least n events were recorded; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._total >= n, timeout)
+        return self._recorder.wait_for_total(n, timeout)
 
     def add_fault(self, fault: CloseFirst) -> CloseFirst:
         """Arm a fault for the connections that start from now on."""
@@ -306,11 +295,8 @@ class DevoRelay:
 
     def reset(self) -> None:
         """Forget events and counters (files in out_dir are left as they are)."""
+        self._recorder.reset()
         with self._lock:
-            self._counts.clear()
-            self._events.clear()
-            self._bad.clear()
-            self._total = 0
             self._connections = 0
             self._refused = 0
 
@@ -462,42 +448,7 @@ class DevoRelay:
     def _record(self, conn: _Conn, lines: list[bytes]) -> None:
         by_tag, bad = parse_lines(lines)
         batch = {tag.decode("utf-8", "replace"): msgs for tag, msgs in by_tag.items()}
-        if self._out_dir is not None and batch:
-            self._write_files(batch)
-        decoded: dict[str, list[str]] = {}
-        if self._keep_events:
-            decoded = {t: [m.decode("utf-8", "replace") for m in ms] for t, ms in batch.items()}
-        # One lock per chunk, not per line: the benchmark pushes a million events through.
-        with self._cond:
-            if conn.aborted:
-                return
-            for tag, msgs in batch.items():
-                self._counts[tag] = self._counts.get(tag, 0) + len(msgs)
-                self._total += len(msgs)
-                if self._keep_events:
-                    self._events.setdefault(tag, []).extend(decoded[tag])
-            room = MAX_BAD_LINES - len(self._bad)
-            if bad and room > 0:
-                self._bad.extend(bad[:room])
-            self._cond.notify_all()
-
-    def _write_files(self, batch: dict[str, list[bytes]]) -> None:
-        assert self._out_dir is not None
-        with self._files_lock:
-            for tag, msgs in batch.items():
-                f = self._files.get(tag)
-                if f is None:
-                    self._out_dir.mkdir(parents=True, exist_ok=True)
-                    # The tag comes off the network: keep it from naming a path.
-                    name = _UNSAFE_FILENAME.sub("_", tag) or "_"
-                    f = self._files[tag] = open(self._out_dir / f"{name}.log", "ab")
-                f.write(b"\n".join(msgs) + b"\n")
-
-    def _close_files(self) -> None:
-        with self._files_lock:
-            files, self._files = self._files, {}
-        for f in files.values():
-            f.close()
+        self._recorder.record(batch, bad, valid=lambda: not conn.aborted)
 
     def _close_listener(self) -> None:
         with self._lock:
