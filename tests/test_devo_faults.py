@@ -160,3 +160,58 @@ def test_relay_that_never_answers_fails_the_bundle_instead_of_assuming(pki):
                                                retry_delay=0.01, timeout=1.0))
     assert err.value.code == "OUT-002"
     assert "2 attempts" in err.value.message
+
+
+# -- end to end: S3+SQS through the collector to a failing relay
+
+
+def _collect(embedded_aws, relay, pki, queue, workdir):
+    from awscollector.pipelines.collector import run_collector
+    from tests.vpc_helpers import config
+
+    return run_collector(config(embedded_aws, relay, pki, queue, workdir), [], idle_seconds=2)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_collector_deletes_only_messages_whose_events_the_relay_read(embedded_aws, pki,
+                                                                     tmp_path, mode):
+    from tests.vpc_helpers import queue_depth, seed_objects, setup_queue
+
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=10, m=4000)
+    expected = collections.Counter(line for lines in objects.values() for line in lines)
+    with DevoRelay(pki, answer_close_notify=MODES[mode], rcvbuf=RCVBUF) as relay:
+        # Three crashes in a row: the first flush is confirmed at its fourth attempt.
+        fault = relay.add_fault(CloseFirst(after_bytes=(150_000, 400_000, 60_000),
+                                           reset_after=0.2, times=3))
+        _collect(embedded_aws, relay, pki, queue, tmp_path)
+        received = collections.Counter(relay.events("cloud.aws.vpc.flow"))
+    assert not expected - received, f"{sum((expected - received).values())} events lost"
+    assert fault.hits == 3
+    # A crash re-sends the flush it broke: at most 4 MiB of about 150-byte lines each.
+    assert sum((received - expected).values()) <= fault.hits * (4 << 20) // 150
+    assert queue_depth(embedded_aws, url) == 0
+
+
+def test_run_that_cannot_deliver_deletes_nothing_and_the_next_run_delivers_all(
+        embedded_aws, pki, tmp_path):
+    from tests.vpc_helpers import queue_depth, seed_objects, setup_queue
+
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=4, m=3000)
+    expected = collections.Counter(line for lines in objects.values() for line in lines)
+    with DevoRelay(pki, rcvbuf=RCVBUF) as relay:
+        # Every connection: the relay reads a little, closes first, resets.
+        fault = relay.add_fault(CloseFirst(after_bytes=20_000, reset_after=0.05, times=10**6))
+        with pytest.raises(CollectorError) as err:
+            _collect(embedded_aws, relay, pki, queue, tmp_path)
+        assert err.value.code == "OUT-002"
+        assert fault.hits >= 5
+        assert relay.total() > 0  # it did read some of it: that is not delivery
+        # Nothing deleted, all released: the four objects' messages and the s3:TestEvent.
+        assert queue_depth(embedded_aws, url) == 5
+        relay.clear_faults()
+        _collect(embedded_aws, relay, pki, queue, tmp_path)
+        received = collections.Counter(relay.events("cloud.aws.vpc.flow"))
+    assert not expected - received
+    assert queue_depth(embedded_aws, url) == 0

@@ -119,6 +119,7 @@ class _Flush:
     events: int
     attempts: int = 0
     future: Future | None = None
+    abandoned: bool = False  # an earlier flush of the bundle failed: stop trying this one
     failures: list[str] = field(default_factory=list)
 
 
@@ -207,6 +208,8 @@ class BatchingWriteFn(beam.DoFn):
     def _deliver(self, flush: _Flush) -> Receipt:
         """In the sender thread: attempts until one returns a receipt, with backoff."""
         while True:
+            if flush.abandoned:
+                raise CollectorError("OUT-002", "abandoned: an earlier flush failed")
             flush.attempts += 1
             if flush.attempts > 1:
                 time.sleep(self._backoff(flush.attempts))
@@ -237,6 +240,25 @@ class BatchingWriteFn(beam.DoFn):
     def _confirm_oldest(self) -> None:
         """In the bundle thread: wait for the oldest flush to be confirmed, and count it."""
         flush = self._in_flight.popleft()
+        try:
+            receipt = self._confirm(flush)
+        except BaseException:
+            # The bundle fails: the flushes behind this one need not be tried any more.
+            for later in self._in_flight:
+                later.abandoned = True
+                if not later.future.cancel() and later.future.done() \
+                        and later.future.exception() is None:
+                    later.future.result().close()  # a receipt still holding its socket
+            self._in_flight.clear()
+            raise
+        if log.isEnabledFor(logging.DEBUG):
+            tables = ", ".join(f"{key[0]} ({events})" for key, events, _ in flush.stats)
+            log.debug("confirmed by %s (%s), attempt %d: %d events: %s", self._name,
+                      receipt.how, flush.attempts, flush.events, tables)
+        for key, events, nbytes in flush.stats:  # Beam counters: in the bundle's own thread
+            self._count(key, events, nbytes)
+
+    def _confirm(self, flush: _Flush) -> Receipt:
         while True:
             receipt = flush.future.result()  # raises the CollectorError of a flush given up
             try:
@@ -245,11 +267,7 @@ class BatchingWriteFn(beam.DoFn):
             except DeliveryFailed as e:
                 self._failed(flush, e)
                 self._submit(flush)  # whole again, in the sender's order
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("confirmed by %s (%s): %d events in %d tables, attempt %d",
-                      self._name, receipt.how, flush.events, len(flush.stats), flush.attempts)
-        for key, events, nbytes in flush.stats:  # Beam counters: in the bundle's own thread
-            self._count(key, events, nbytes)
+        return receipt
 
     def _count(self, key: tuple[str, str, str], events: int, nbytes: int) -> None:
         counters = self._counters.get(key)
