@@ -142,7 +142,7 @@ class SyslogTransport:
                 code, message = e.code, e.message
             else:
                 code, message = "OUT-002", f"connection broke before the relay confirmed: {e}"
-            message = self._explain(sock, message)
+            message = self._explain(sock, message, _alert_of(e) or _tls_alert(sock))
             _close_quietly(sock)
             raise DeliveryFailed(code, message) from None
         return receipt
@@ -223,10 +223,9 @@ class SyslogTransport:
         return Receipt("close", time.monotonic() + self.grace_seconds, no_reset,
                        lambda: _close_quietly(sock))
 
-    def _explain(self, sock: socket.socket, message: str) -> str:
-        """The message, with the relay's TLS alert when it sent one (a refused certificate
+    def _explain(self, sock: socket.socket, message: str, alert: str) -> str:
+        """The message, or the relay's TLS alert when it sent one (a refused certificate
         shows as a reset or an EOF on the write; the alert says why)."""
-        alert = _tls_alert(sock)
         if alert:
             return (f"the relay refused the connection with TLS alert '{alert}': it probably "
                     f"does not accept our client certificate (check cert, key and chain)")
@@ -297,12 +296,18 @@ def _tls_alert(sock: socket.socket) -> str:
         sock.settimeout(0.5)
         sock.recv(1)
     except ssl.SSLError as e:
-        reason = getattr(e, "reason", "") or ""
-        if "ALERT" in reason.upper():
-            return reason.lower().replace("_", " ")
+        return _alert_of(e)
     except (OSError, ValueError):
         pass
     return ""
+
+
+def _alert_of(e: BaseException) -> str:
+    """"tlsv1 alert unknown ca" from an SSLError that carries a TLS alert, else ""."""
+    if not isinstance(e, ssl.SSLError):
+        return ""
+    reason = e.reason or ""
+    return reason.lower().replace("_", " ") if "ALERT" in reason.upper() else ""
 
 
 def _tcp_state(sock: socket.socket) -> int:
