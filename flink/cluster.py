@@ -5,6 +5,8 @@
     python flink/cluster.py status             # the state file, and which processes live
     python flink/cluster.py kill-taskmanager   # kill -9 the TaskManager
     python flink/cluster.py start-taskmanager  # start a new one
+    python flink/cluster.py cancel-jobs        # cancel the running Flink jobs (--name NAME)
+    python flink/cluster.py jar                # a job-server jar for --flink_job_server_jar
 
 Processes, each in its own process group, with its log under <state>/logs:
 JobManager and TaskManager (JVMs from the `apache-flink-libraries` sdist on PyPI),
@@ -32,6 +34,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 FLINK_VERSION = "1.19.3"
@@ -115,6 +118,28 @@ def ensure_job_server() -> Path:
                             f"-DoutputDirectory={tmp}/job-server/lib"], check=True)
             (Path(tmp) / "job-server").rename(home)
     return home
+
+
+def job_server_jar() -> Path:
+    """A runnable jar for FlinkRunner's --flink_job_server_jar: only a manifest that names
+    the cached classpath, so nothing is copied (the cache must stay where it is)."""
+    home, flink = ensure_job_server(), ensure_flink()
+    jars = sorted((home / "lib").glob("*.jar")) + sorted(flink.glob("lib/log4j-*.jar"))
+    manifest = "".join(manifest_line(k, v) for k, v in (
+        ("Manifest-Version", "1.0"),
+        ("Main-Class", "org.apache.beam.runners.flink.FlinkJobServerDriver"),
+        ("Class-Path", " ".join(os.path.relpath(j, home) for j in jars)))) + "\r\n"
+    jar = home / f"beam-flink-job-server-{JOB_SERVER_VERSION}.jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", manifest)
+    return jar
+
+
+def manifest_line(key: str, value: str) -> str:
+    """Manifest lines are at most 72 bytes; a continuation line starts with a space."""
+    line = f"{key}: {value}"
+    parts = [line[:72]] + [" " + line[i:i + 71] for i in range(72, len(line), 71)]
+    return "\r\n".join(parts) + "\r\n"
 
 
 def log(msg: str) -> None:
@@ -275,6 +300,33 @@ def start_taskmanager(state: Path) -> str:
     return tm_id
 
 
+def running_jobs(st: dict) -> list[dict]:
+    return [j for j in rest(st, "/jobs/overview")["jobs"]
+            if j["state"] not in ("FINISHED", "FAILED", "CANCELED")]
+
+
+def cancel_jobs(state: Path, name: str | None = None, timeout: float = 60) -> list[str]:
+    """Cancel the cluster's running jobs (or those named name) and wait until they end.
+
+    The Beam job server's Cancel does not reach Flink for a streaming job: the
+    Beam job shows CANCELLED and the Flink job runs on, holding its slots.
+    """
+    st = load(state)
+    jobs = [j for j in running_jobs(st) if name in (None, j["name"])]
+    for job in jobs:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{st['ports']['rest']}/jobs/{job['jid']}?mode=cancel",
+            method="PATCH")
+        urllib.request.urlopen(req, timeout=5).close()
+    deadline = time.monotonic() + timeout
+    ids = {j["jid"] for j in jobs}
+    while ids & {j["jid"] for j in running_jobs(st)}:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jobs {sorted(ids)} still running after {timeout:.0f}s")
+        time.sleep(0.5)
+    return sorted(ids)
+
+
 def kill_taskmanager(state: Path) -> None:
     st = load(state)
     stop(st["processes"]["taskmanager"], signal.SIGKILL)
@@ -363,14 +415,17 @@ def pipeline_args(st: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "status", "kill-taskmanager",
-                                            "start-taskmanager", "fetch"])
+                                            "start-taskmanager", "cancel-jobs", "fetch", "jar"])
     parser.add_argument("--state-dir", type=Path, default=default_state_dir())
     parser.add_argument("--slots", type=int, default=2, help="task slots of the TaskManager")
+    parser.add_argument("--name", help="cancel-jobs: only the job of this name (--job_name)")
     args = parser.parse_args()
     state = args.state_dir.resolve()
 
     if args.command == "fetch":
         print(ensure_flink(), ensure_job_server(), sep="\n")
+    elif args.command == "jar":
+        print(job_server_jar())
     elif args.command == "up":
         st = up(state, args.slots)
         print(f"flink_master:       {st['flink_master']}  (Flink UI http://{st['flink_master']})")
@@ -388,6 +443,8 @@ def main() -> None:
                                              "environment_config", "ports")}, indent=2))
     elif args.command == "kill-taskmanager":
         kill_taskmanager(state)
+    elif args.command == "cancel-jobs":
+        print(*cancel_jobs(state, args.name), sep="\n")
     elif args.command == "start-taskmanager":
         print(start_taskmanager(state))
 

@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-dir", type=Path, required=True)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        force=True)  # importing Beam already configured the root logger
 
     pool = LoopbackWorkerPool(args.log_dir)
     server = grpc.server(futures.ThreadPoolExecutor(16))
