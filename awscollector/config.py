@@ -25,16 +25,20 @@ Notes:
 - Persistence and dead letter are `FilesystemPersistence`/`S3Persistence` and
   `FilesystemDeadLetter`/`SqsDeadLetter` (bases `Persistence`, `DeadLetter`); branch on
   `.type` and read `.config.directory_name`, `.config.bucket`/`.prefix`, `.config.queue_url`.
+- Outputs are `DevoOutput` (type devo_platform: syslog over TLS) or `DevoHttpOutput`
+  (type devo_http: Devo's HTTP endpoint); branch on `.type`.
 - Certificate paths (`chain`, `cert`, `key`) are stored absolute, resolved against the
   config file's directory. Naive `start_time` values are taken as UTC.
-- Secrets (`access_key`, `access_secret`, `assume_role_external_id`) are SecretStr: read
-  them with `.get_secret_value()`. Dumps (`model_dump`, `masked_dict`) show "***".
+- Secrets (`access_key`, `access_secret`, `assume_role_external_id`, an HTTP output's
+  `token`) are SecretStr: read them with `.get_secret_value()`. Dumps (`model_dump`,
+  `masked_dict`) show "***".
 - `${NAME}` is replaced from the environment in every string value; `$${NAME}` gives a
   literal `${NAME}`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import types
@@ -42,6 +46,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -71,6 +76,8 @@ __all__ = [
     "Credentials",
     "DeadLetter",
     "DevoConfig",
+    "DevoHttpConfig",
+    "DevoHttpOutput",
     "DevoOutput",
     "FilesystemConfig",
     "FilesystemDeadLetter",
@@ -316,21 +323,106 @@ class DevoConfig(_Model):
     @field_validator("chain", "cert", "key")
     @classmethod
     def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Relative to the config file, so a config and its certs can move together.
-        if value is None:
-            return None
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = base / Path(value).expanduser()
+        return _readable_file(value, info)
+
+
+def _readable_file(value: str | None, info: ValidationInfo) -> str | None:
+    """A certificate path, made absolute; CFG-010 when it cannot be read."""
+    # Relative to the config file, so a config and its certs can move together.
+    if value is None:
+        return None
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = base / Path(value).expanduser()
+    try:
+        path.open("rb").close()
+    except OSError as err:
+        raise _error("CFG-010", f"cannot read {value}: {err.strerror or err}") from None
+    return os.path.abspath(path)  # no symlink resolution: mounted secrets rotate links
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DevoHttpConfig(_Model):
+    """Devo's HTTP endpoint: ``<endpoint>/stream/<domain>/token!<token>/<host>/<tag>``."""
+
+    endpoint: NonEmpty
+    domain: NonEmpty
+    token: SecretStr
+    host: NonEmpty | None = None  # None: this machine's host name
+    chain: str | None = None  # a CA file instead of the system's CAs
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        # The value is not repeated in messages: a pasted URL may hold the token.
         try:
-            path.open("rb").close()
-        except OSError as err:
-            raise _error("CFG-010", f"cannot read {value}: {err.strerror or err}") from None
-        return os.path.abspath(path)  # no symlink resolution: mounted secrets rotate links
+            url = urlsplit(value)
+            url.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise _error("CFG-004", "not a URL; use https://<host>[:port]") from None
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise _error("CFG-004", "must be an https:// URL, like https://http-us.devo.io")
+        if url.scheme == "http" and not _is_loopback(url.hostname):
+            raise _error("CFG-004", "must be https:// (http:// only to a loopback address, "
+                                    "for testing)")
+        if url.query or url.fragment or url.username or url.password or "/stream" in url.path:
+            raise _error("CFG-004", "give the endpoint only, like https://http-us.devo.io: "
+                                    "domain, token and host are keys of their own")
+        return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if not secret or any(c.isspace() for c in secret):
+            raise _error("CFG-004", "must be a non-empty token without spaces")
+        return value
+
+    @field_validator("chain")
+    @classmethod
+    def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _readable_file(value, info)
+
+    @field_serializer("token")
+    def _mask(self, value: SecretStr) -> str:
+        return "***"
 
 
 class DevoOutput(_Model):
+    """Syslog over TLS to a Devo relay (type devo_platform)."""
+
     type: Literal["devo_platform"]
     config: DevoConfig
+
+
+class DevoHttpOutput(_Model):
+    """Devo's HTTP endpoint, each request acknowledged (type devo_http)."""
+
+    type: Literal["devo_http"]
+    config: DevoHttpConfig
+
+
+def _output_tag(value: Any) -> str | None:
+    # Without a `type`, the config's keys tell which output was meant, so the problems
+    # reported are about that one (the missing `type` among them).
+    if isinstance(value, dict) and "type" not in value:
+        config = value.get("config")
+        http = isinstance(config, dict) and "endpoint" in config
+        return "devo_http" if http else "devo_platform"
+    return _by_type("devo_platform")(value)
+
+
+AnyOutput = Annotated[
+    Annotated[DevoOutput, Tag("devo_platform")] | Annotated[DevoHttpOutput, Tag("devo_http")],
+    Discriminator(_output_tag),
+]
 
 
 # ---------------------------------------------------------------------------- services
@@ -638,7 +730,7 @@ class Config(_Model):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     globals_: Globals = Field(default_factory=Globals, alias="globals")
-    outputs: dict[str, DevoOutput] = Field(default_factory=dict, validate_default=True)
+    outputs: dict[str, AnyOutput] = Field(default_factory=dict, validate_default=True)
     inputs: Inputs
 
     @property
@@ -647,7 +739,8 @@ class Config(_Model):
 
     @field_validator("outputs")
     @classmethod
-    def _some_output(cls, value: dict[str, DevoOutput]) -> dict[str, DevoOutput]:
+    def _some_output(cls, value: dict[str, DevoOutput | DevoHttpOutput]
+                     ) -> dict[str, DevoOutput | DevoHttpOutput]:
         if not value:
             raise _error("CFG-012", "no output configured")
         return value
@@ -748,7 +841,7 @@ def _resolve(loc: tuple) -> tuple[list[str], Any]:
     return path, _unwrap(tp)
 
 
-_SECRET_KEYS = {"access_key", "access_secret", "assume_role_external_id"}
+_SECRET_KEYS = {"access_key", "access_secret", "assume_role_external_id", "token"}
 _MAPPING_ERRORS = {"model_type", "model_attributes_type", "dict_type", "union_tag_not_found"}
 
 

@@ -478,3 +478,71 @@ def test_external_id_too_short(confdir: Path) -> None:
     assert codes(problems(confdir, data)) == [
         ("CFG-004", "inputs.aws.credentials.assume_role_external_id")
     ]
+
+
+# ---------------------------------------------------------------------------- devo_http output
+
+HTTP_OUTPUT = {"type": "devo_http", "config": {
+    "endpoint": "https://http-us.devo.io/", "domain": "mydomain", "token": "${DEVO_HTTP_TOKEN}",
+    "host": "aws-collector"}}
+
+
+def test_devo_http_output_next_to_a_syslog_one(confdir: Path) -> None:
+    data = changed({"outputs.devo_http_1": HTTP_OUTPUT})
+    data["outputs"]["devo_http_1"]["config"]["chain"] = "certs/chain.crt"
+    config = load_config(write(confdir, data), {"DEVO_HTTP_TOKEN": SECRET})
+
+    assert [o.type for o in config.outputs.values()] == ["devo_platform", "devo_http"]
+    http = config.outputs["devo_http_1"].config
+    assert (http.endpoint, http.domain, http.host) == (
+        "https://http-us.devo.io", "mydomain", "aws-collector")
+    assert http.token.get_secret_value() == SECRET
+    assert http.chain == str(confdir / "certs" / "chain.crt")
+    assert config.masked_dict()["outputs"]["devo_http_1"]["config"]["token"] == "***"
+    for text in (repr(config), str(config), str(config.masked_dict()),
+                 str(config.model_dump())):
+        assert SECRET not in text
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+@pytest.mark.parametrize("key, value, code", [
+    ("endpoint", "http://http-us.devo.io", "CFG-004"),  # http only to loopback
+    ("endpoint", "ftp://http-us.devo.io", "CFG-004"),
+    ("endpoint", f"https://http-us.devo.io/stream/d/token!{SECRET}/h/t", "CFG-004"),
+    ("endpoint", "https://http-us.devo.io:port", "CFG-004"),
+    ("endpoint", DELETE, "CFG-005"),
+    ("token", "with " + SECRET, "CFG-004"),
+    ("token", "", "CFG-004"),
+    ("token", DELETE, "CFG-005"),
+    ("domain", DELETE, "CFG-005"),
+    ("chain", "certs/missing.crt", "CFG-010"),
+    ("port", 443, "CFG-003"),  # a syslog key
+], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
+def test_devo_http_output_problems_never_show_the_token(confdir: Path, key, value,
+                                                        code) -> None:
+    data = changed({"outputs": {"h": copy.deepcopy(HTTP_OUTPUT)}})
+    data["outputs"]["h"]["config"]["token"] = SECRET
+    if value is DELETE:
+        del data["outputs"]["h"]["config"][key]
+    else:
+        data["outputs"]["h"]["config"][key] = value
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(confdir, data), {})
+    assert codes(caught.value.problems) == [(code, f"outputs.h.config.{key}")]
+    assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
+
+
+def test_http_endpoint_on_loopback_and_output_type_inferred_when_missing(
+        confdir: Path) -> None:
+    data = changed({"outputs": {"h": copy.deepcopy(HTTP_OUTPUT)}})
+    data["outputs"]["h"]["config"]["endpoint"] = "http://127.0.0.1:8080"
+    config = load_config(write(confdir, data), {"DEVO_HTTP_TOKEN": "t"})
+    assert config.outputs["h"].config.endpoint == "http://127.0.0.1:8080"
+
+    del data["outputs"]["h"]["type"]
+    assert codes(problems(confdir, data, {"DEVO_HTTP_TOKEN": "t"})) == [
+        ("CFG-005", "outputs.h.type")]
+    data["outputs"]["h"]["type"] = "kafka"
+    found = problems(confdir, data, {"DEVO_HTTP_TOKEN": "t"})
+    assert codes(found) == [("CFG-004", "outputs.h.type")]
+    assert "'devo_platform', 'devo_http'" in found[0].message
