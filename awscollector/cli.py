@@ -2,7 +2,7 @@
 
     aws-collector run --config FILE [--until-idle] [--idle-seconds N] [BEAM OPTIONS]
     aws-collector validate --config FILE
-    aws-collector demo
+    aws-collector demo [--out DIR] [--output syslog|http|both]
 
 Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
 """
@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="collect sample data from an embedded AWS to an "
                                        "embedded Devo relay")
     demo.add_argument("--out", default="demo-out", help="where the relay writes <table>.log")
+    demo.add_argument("--output", choices=("syslog", "http", "both"), default="syslog",
+                      help="deliver to the embedded syslog relay, HTTP endpoint, or both")
     return parser
 
 
@@ -166,7 +168,7 @@ def cmd_demo(args) -> int:
     from awscollector.demo import run_demo
 
     setup_logging()
-    return run_demo(args.out)
+    return run_demo(args.out, args.output)
 
 
 def main(argv: list[str] | None = None) -> int:

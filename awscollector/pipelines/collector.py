@@ -21,6 +21,7 @@ from awscollector.errors import CollectorError, as_collector_error
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
 from awscollector.io.devo import DevoTarget, WriteToDevo
+from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue, release_in_flight
 from awscollector.pipelines import non_cloudwatch_logs
 from awscollector.pipelines.context import RunContext, ServicePlan
@@ -67,6 +68,13 @@ class RunResult:
     # (service, region, table, delivered, dead-lettered)
 
 
+def output_transform(name: str, output) -> beam.PTransform:
+    """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters."""
+    if output.type == "devo_http":
+        return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name)
+    return WriteToDevo(DevoTarget.from_config(output), name=name)
+
+
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                    sqs_options: dict) -> None:
     aws = config.inputs.aws
@@ -76,7 +84,6 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
     dl_region = (aws.regions or ["us-east-1"])[0]
     dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
     ctx = RunContext(access, dl_target, sqs_options)
-    outputs = {name: DevoTarget.from_config(out) for name, out in config.outputs.items()}
     for plan in plans:
         named = SERVICES[plan.name](pipeline, plan, ctx)
         for key, pcoll in named.items():
@@ -84,8 +91,8 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                 # One writer per dead-letter PCollection: a Flatten would break the fusion
                 # that makes SQS deletes wait for the dead letters (see io/deadletter.py).
                 pcoll | f"{plan.label} {key}" >> WriteDeadLetters(dl_target, access)
-        for out_name, target in outputs.items():
-            named["events"] | f"{plan.label} to {out_name}" >> WriteToDevo(target, name=out_name)
+        for out_name, output in config.outputs.items():
+            named["events"] | f"{plan.label} to {out_name}" >> output_transform(out_name, output)
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
