@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install clean flink-up flink-down flink-status
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,3 +32,14 @@ lint: $(STAMP)
 
 clean:
 	rm -rf demo-out build *.egg-info
+
+# A Flink 1.19 session cluster on this machine (flink/README.md); downloads are
+# cached in ~/.cache/aws-collector/flink, state and logs go to flink/.state.
+flink-up: $(STAMP)
+	$(PY) flink/cluster.py up
+
+flink-down: $(STAMP)
+	$(PY) flink/cluster.py down
+
+flink-status: $(STAMP)
+	$(PY) flink/cluster.py status
