@@ -7,12 +7,14 @@
     python flink/cluster.py start-taskmanager  # start a new one
     python flink/cluster.py cancel-jobs        # cancel the running Flink jobs (--name NAME)
     python flink/cluster.py jar                # a job-server jar for --flink_job_server_jar
+    python flink/cluster.py fetch              # only download into the cache
 
 Processes, each in its own process group, with its log under <state>/logs:
 JobManager and TaskManager (JVMs from the `apache-flink-libraries` sdist on PyPI),
 the Beam Flink job server (a JVM on the classpath flink/pom.xml resolves) and the
-Beam Python SDK worker pool (flink/worker_pool.py). Ports are free loopback ports
-picked at start and written, with the pids, to <state>/state.json.
+Beam Python SDK worker pool (flink/worker_pool.py). Ports are picked free at start
+and written, with the pids, to <state>/state.json. Everything binds 127.0.0.1
+except Beam's gRPC servers, which bind every interface (flink/README.md).
 
 --state-dir (or AWS_COLLECTOR_FLINK_STATE) defaults to flink/.state; downloads
 are cached in AWS_COLLECTOR_FLINK_CACHE, by default ~/.cache/aws-collector/flink.
@@ -25,6 +27,7 @@ import argparse
 import contextlib
 import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 import signal
@@ -39,7 +42,6 @@ import zipfile
 from pathlib import Path
 
 FLINK_VERSION = "1.19.3"
-JOB_SERVER_VERSION = "2.62.0"  # the version in flink/pom.xml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
@@ -113,16 +115,19 @@ def ensure_flink() -> Path:
 
 
 def ensure_job_server() -> Path:
-    """<cache>/beam-job-server-2.62.0 with lib/: the job server's classpath."""
-    home = cache_dir() / f"beam-job-server-{JOB_SERVER_VERSION}"
+    """<cache>/beam-job-server-<hash of pom.xml> with lib/: the job server's classpath."""
+    pom = HERE / "pom.xml"
+    home = cache_dir() / f"beam-job-server-{hashlib.sha256(pom.read_bytes()).hexdigest()[:12]}"
     with locked(cache_dir() / ".lock"):
         if (home / "lib").is_dir():
             return home
-        log(f"resolving the Beam {JOB_SERVER_VERSION} Flink job server with Maven")
+        log("resolving the Beam Flink job server of flink/pom.xml with Maven")
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(HERE / "pom.xml"),
-                            "dependency:copy-dependencies",
-                            f"-DoutputDirectory={tmp}/job-server/lib"], check=True)
+            mvn = subprocess.run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                                  f"-DoutputDirectory={tmp}/job-server/lib"],
+                                 capture_output=True, text=True)
+            if mvn.returncode:  # -q still prints colour codes when all is well
+                raise RuntimeError(f"mvn failed ({mvn.returncode}):\n{mvn.stdout}{mvn.stderr}")
             (Path(tmp) / "job-server").rename(home)
     return home
 
@@ -136,7 +141,7 @@ def job_server_jar() -> Path:
         ("Manifest-Version", "1.0"),
         ("Main-Class", "org.apache.beam.runners.flink.FlinkJobServerDriver"),
         ("Class-Path", " ".join(os.path.relpath(j, home) for j in jars)))) + "\r\n"
-    jar = home / f"beam-flink-job-server-{JOB_SERVER_VERSION}.jar"
+    jar = home / "beam-flink-job-server.jar"
     with zipfile.ZipFile(jar, "w") as z:
         z.writestr("META-INF/MANIFEST.MF", manifest)
     return jar
@@ -294,6 +299,8 @@ def flink_cmd(st: dict, kind: str, main: str, extra: list[str]) -> list[str]:
 def start_taskmanager(state: Path) -> str:
     """Start a TaskManager and wait until its slots are registered; return its id."""
     st = load(state)
+    if "taskmanager" in st["processes"] and alive(st["processes"]["taskmanager"]):
+        raise SystemExit("a TaskManager is running; kill-taskmanager first")
     n = st.get("taskmanagers_started", 0) + 1
     tm_id = f"taskmanager-{n}"
     cmd = flink_cmd(st, "TM", "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
