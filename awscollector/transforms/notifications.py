@@ -65,7 +65,8 @@ def parse_notification(body: str) -> Notification:
     try:
         return _parse(body)
     except _NotS3:
-        raise CollectorError("SRC-005", f"not an S3 notification: {body[:200]}") from None
+        shown = body[:200] if body.strip() else "the message body is empty"
+        raise CollectorError("SRC-005", f"not an S3 notification: {shown}") from None
 
 
 def _parse(body: str) -> Notification:
