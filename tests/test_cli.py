@@ -174,11 +174,18 @@ _READ = re.compile(r"^s3 GetObject s3://([^/]+)/(\S+): (\d+) bytes, (\d+) uncomp
                    r"[\d.]+s$")
 
 
+_SENT = re.compile(r"^sent to (\S+): table (\S+), (\d+) events, (\d+) bytes, attempt (\d+)$")
+_CONFIRMED = re.compile(r"^confirmed by (\S+) \(([^)]+)\), attempt (\d+): (\d+) events: (.+)$")
+
+
 def _debug_lines(stderr: str) -> dict[str, list[tuple[str, ...]]]:
-    """The SQS and S3 debug lines of a run's log, parsed."""
-    found: dict[str, list[tuple[str, ...]]] = {"received": [], "deleted": [], "read": []}
+    """The SQS, S3 and Devo debug lines of a run's log, parsed."""
+    found: dict[str, list[tuple[str, ...]]] = {"received": [], "deleted": [], "read": [],
+                                               "sent": [], "confirmed": []}
+    patterns = (("received", _RECEIVED), ("deleted", _DELETED), ("read", _READ),
+                ("sent", _SENT), ("confirmed", _CONFIRMED))
     for text in _DEBUG.findall(stderr):
-        for kind, pattern in (("received", _RECEIVED), ("deleted", _DELETED), ("read", _READ)):
+        for kind, pattern in patterns:
             match = pattern.match(text)
             if match:
                 found[kind].append(match.groups())
@@ -394,6 +401,11 @@ def test_run_with_debug_logs_never_prints_a_secret(embedded_aws, relay, pki, tmp
     assert len(logged["read"]) == 2
     for got_bucket, _, compressed, uncompressed in logged["read"]:
         assert got_bucket == bucket and 0 < int(compressed) < int(uncompressed)
+    # ... and each flush to Devo, when sent and when confirmed, and how.
+    assert {(o, t, a) for o, t, _, _, a in logged["sent"]} == {("devo_1", TABLE, "1")}
+    assert sum(int(n) for _, _, n, _, _ in logged["sent"]) == 40
+    assert {(o, how) for o, how, _, _, _ in logged["confirmed"]} == {("devo_1", "close_notify")}
+    assert sum(int(n) for _, _, _, n, _ in logged["confirmed"]) == 40
 
     # The run fails (the relay is down): still no secret, in any output.
     seed_objects(embedded_aws, bucket, n=1, m=20, first=2)
