@@ -407,6 +407,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds before a phase is killed (default 900)")
     parser.add_argument("--workdir", help="keep config, logs and certificates here "
                                           "(default: a temporary directory, removed)")
+    parser.add_argument("--relay-close", choices=("close_notify", "bare"),
+                        default="close_notify",
+                        help="how the relay answers the collector's close: its own TLS "
+                             "close_notify (default), or a bare close, which the collector "
+                             "trusts only after a grace period")
     parser.add_argument("--json", dest="json_path", help="also write the results here as JSON")
     parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -439,7 +444,9 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     pki = make_test_pki(workdir / "pki")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; moto server, "
           "relay and the measured process share them", flush=True)
-    with EmbeddedAws(in_process=False) as aws, DevoRelay(pki, keep_events=False) as relay:
+    with EmbeddedAws(in_process=False) as aws, DevoRelay(
+            pki, keep_events=False, answer_close_notify=args.relay_close == "close_notify",
+    ) as relay:
         seeded = seed(aws, args.lines, args.objects)
         print(f"seeded {seeded.events:,} lines in {len(seeded.keys)} gzip objects: "
               f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed, "

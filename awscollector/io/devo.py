@@ -375,7 +375,7 @@ class WriteToDevo(beam.PTransform):
 
     def __init__(self, target, *, max_batch_bytes: int = 4 << 20, max_attempts: int = 5,
                  retry_delay: float = 0.5, hostname: str | None = None,
-                 name: str = "devo", max_in_flight: int = 4, timeout: float = 30.0,
+                 name: str = "devo", max_in_flight: int = 8, timeout: float = 30.0,
                  grace_seconds: float = 1.0) -> None:
         super().__init__()
         self._target = target if isinstance(target, DevoTarget) else DevoTarget.from_config(target)
