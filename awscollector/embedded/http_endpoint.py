@@ -25,14 +25,8 @@ reader (``read_delay``) with a small receive buffer (``rcvbuf``).
 
 from __future__ import annotations
 
-import fcntl
 import hmac
-import ipaddress
 import socket
-import ssl
-import struct
-import termios
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -42,7 +36,16 @@ from typing import BinaryIO, NamedTuple
 from urllib.parse import unquote
 
 from .certs import TestPki
-from .recorder import EventRecorder
+from .server import (
+    CHUNK,
+    SLOW_CHUNK,
+    Conn,
+    DepthFault,
+    Fault,
+    LoopbackServer,
+    close_first,
+    reset_on_close,
+)
 
 __all__ = ["AnswerStatus", "CloseFirst", "DevoHttpEndpoint", "MAX_BODY", "RequestLog",
            "ResetMidRequest", "WrongToken"]
@@ -50,31 +53,10 @@ __all__ = ["AnswerStatus", "CloseFirst", "DevoHttpEndpoint", "MAX_BODY", "Reques
 MAX_BODY = 32 * 1024 * 1024  # bytes of a body, compressed or not (Devo's 32 MB)
 MAX_HEADER_LINE = 16 * 1024
 MAX_HEADERS = 100
-CHUNK = 1 << 20
-SLOW_CHUNK = 65536
-HANDSHAKE_TIMEOUT = 10.0
-JOIN_TIMEOUT = 2.0
-_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
-
-
-class _Fault:
-    """Arming shared by every fault: it watches every ``every``-th request that starts
-    after it was armed, until it has hit ``times`` of them."""
-
-    times: int
-    every: int
-    hits: int
-    seen: int
-
-    def watches(self) -> bool:
-        if self.hits >= self.times:
-            return False
-        self.seen += 1
-        return self.seen % self.every == 0
 
 
 @dataclass
-class AnswerStatus(_Fault):
+class AnswerStatus(Fault):
     """Read the whole body, record nothing, and answer ``status`` (a 5xx: an overloaded
     or failing server)."""
 
@@ -93,7 +75,7 @@ class WrongToken(AnswerStatus):
 
 
 @dataclass
-class ResetMidRequest(_Fault):
+class ResetMidRequest(DepthFault):
     """After reading ``after_bytes`` of a body, reset the connection (a crash): the
     request's events are not recorded. ``after_bytes`` may be a tuple: the depth of
     each crash in turn. A body shorter than that is not a crash."""
@@ -103,10 +85,6 @@ class ResetMidRequest(_Fault):
     every: int = 1
     hits: int = 0
     seen: int = 0
-
-    def depth(self) -> int:
-        depths = self.after_bytes if isinstance(self.after_bytes, tuple) else (self.after_bytes,)
-        return depths[self.hits % len(depths)]
 
 
 @dataclass
@@ -130,21 +108,11 @@ class RequestLog(NamedTuple):
     events: int
 
 
-class _Conn:
-    __slots__ = ("sock", "thread", "aborted", "idle")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.thread: threading.Thread | None = None
-        self.aborted = False
-        self.idle = False  # waiting for its next request: stop() need not wait for it
-
-
 class _Crash(Exception):
     """The connection ends here without an answer (a fault, or the client went away)."""
 
 
-class DevoHttpEndpoint:
+class DevoHttpEndpoint(LoopbackServer):
     """Devo's HTTP ingestion on loopback: TLS with the test PKI, or plain HTTP without one.
 
     ``token`` is the one token it accepts. ``idle_timeout`` is how long a keep-alive
@@ -153,44 +121,22 @@ class DevoHttpEndpoint:
     (413 beyond).
     """
 
+    _what = "HTTP endpoint"
+    _thread_name = "devo-http"
+    _client_certs = False  # the token authenticates
+
     def __init__(self, pki: TestPki | None = None, token: str = "test-token",
                  host: str = "127.0.0.1", port: int = 0, out_dir: str | Path | None = None,
                  keep_events: bool = True, rcvbuf: int | None = None, read_delay: float = 0.0,
                  idle_timeout: float = 30.0, max_body: int = MAX_BODY) -> None:
-        if host == "localhost":
-            host = "127.0.0.1"
-        ip = ipaddress.ip_address(host)  # a name other than localhost is refused here too
-        if not ip.is_loopback:
-            raise ValueError(f"the embedded HTTP endpoint only binds loopback, not {host}")
-        self.host = host
-        self.port = port
-        self._family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        self._context = _server_context(pki) if pki is not None else None
+        super().__init__(pki, host, port, out_dir, keep_events, rcvbuf, read_delay)
         self._token = token
-        self._rcvbuf = rcvbuf
-        self.read_delay = read_delay  # seconds between reads of at most 64 KiB: a slow server
         self.idle_timeout = idle_timeout
         self.max_body = max_body
-
-        self._lock = threading.Lock()
-        self._recorder = EventRecorder(out_dir, keep_events, self._lock)
-        self._cond = self._recorder.cond  # also notified when a connection ends
-        self._faults: list[_Fault] = []
         self._requests: list[RequestLog] = []
-        self._connections = 0
-        self._open: set[_Conn] = set()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
-        self._closing = threading.Event()
 
     def __repr__(self) -> str:  # never the token
         return f"DevoHttpEndpoint({self.url!r})"
-
-    # -- lifecycle
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return (self.host, self.port)
 
     @property
     def url(self) -> str:
@@ -199,149 +145,30 @@ class DevoHttpEndpoint:
         host = f"[{self.host}]" if self._family == socket.AF_INET6 else self.host
         return f"{scheme}://{host}:{self.port}"
 
-    def start(self) -> DevoHttpEndpoint:
-        """Listen (on the same port as before, after a stop or kill); listening on return."""
-        with self._lock:
-            if self._listener is not None:
-                return self
-            listener = socket.socket(self._family, socket.SOCK_STREAM)
-            try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if self._rcvbuf:  # before listen(): accepted sockets inherit it
-                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
-                listener.bind((self.host, self.port))
-                listener.listen(128)
-                listener.settimeout(0.2)  # the accept loop notices stop() in time
-            except OSError:
-                listener.close()
-                raise
-            self.port = listener.getsockname()[1]
-            self._listener = listener
-            self._closing = threading.Event()
-            self._accept_thread = threading.Thread(
-                target=self._accept_loop, args=(listener, self._closing),
-                name=f"devo-http-accept-{self.port}", daemon=True)
-            self._accept_thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let requests under way finish, then close files. Connections
-        still open after `timeout` seconds (idle keep-alive ones) are reset."""
-        self._close_listener()
-        with self._cond:
-            self._cond.wait_for(lambda: all(c.idle for c in self._open), timeout)
-        self._abort_open()
-        self._recorder.close_files()
-
-    def kill(self) -> None:
-        """Crash: close the listener and reset every open connection, discarding unread data."""
-        self._close_listener()
-        self._abort_open()
-        self._recorder.close_files()
-
-    def __enter__(self) -> DevoHttpEndpoint:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- what was received
-
-    def counts(self) -> dict[str, int]:
-        return self._recorder.counts()
-
-    def total(self) -> int:
-        return self._recorder.total()
-
-    def events(self, tag: str) -> list[str]:
-        """Messages received for tag, in arrival order."""
-        return self._recorder.events(tag)
-
-    def wait_for_total(self, n: int, timeout: float) -> bool:
-        """Wait until at least n events were recorded; False on timeout."""
-        return self._recorder.wait_for_total(n, timeout)
-
     def requests(self) -> list[RequestLog]:
         """Every request that ended, in order."""
         with self._lock:
             return list(self._requests)
 
-    def connections(self) -> int:
-        """Connections accepted so far (for TLS: handshake completed)."""
-        with self._lock:
-            return self._connections
-
-    def add_fault(self, fault: _Fault) -> _Fault:
-        """Arm a fault for the requests that start from now on."""
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def reset(self) -> None:
         """Forget events, requests and counters (files in out_dir are left as they are)."""
-        self._recorder.reset()
+        super().reset()
         with self._lock:
             self._requests.clear()
-            self._connections = 0
 
     # -- serving
 
-    def _accept_loop(self, listener: socket.socket, closing: threading.Event) -> None:
-        while not closing.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # listener shut down
-            conn = _Conn(sock)
-            conn.thread = threading.Thread(target=self._serve, args=(conn,),
-                                           name="devo-http-conn", daemon=True)
-            with self._lock:
-                self._open.add(conn)
-            conn.thread.start()
-
-    def _serve(self, conn: _Conn) -> None:
-        rfile: BinaryIO | None = None
+    def _converse(self, conn: Conn) -> None:
         try:
-            if self._context is not None and not self._handshake(conn):
-                return
-            with self._lock:
-                self._connections += 1
             conn.sock.settimeout(self.idle_timeout)
-            rfile = conn.sock.makefile("rb", buffering=CHUNK)
-            while self._serve_request(conn, rfile):
-                pass
+            # The socket's fd closes only once this file is closed too.
+            with conn.sock.makefile("rb", buffering=CHUNK) as rfile:
+                while self._serve_request(conn, rfile):
+                    pass
         except (_Crash, OSError, ValueError):
             pass  # reset, timeout, killed, or a fault: the connection ends without more
-        finally:
-            with self._cond:
-                self._open.discard(conn)
-                self._cond.notify_all()
-            if rfile is not None:
-                rfile.close()  # the socket's fd closes only once its file is closed too
-            conn.sock.close()
 
-    def _handshake(self, conn: _Conn) -> bool:
-        assert self._context is not None
-        with self._lock:
-            if conn.aborted:
-                return False
-            conn.sock.settimeout(HANDSHAKE_TIMEOUT)
-            # Wrapped under the lock so kill() always sees the socket that owns the fd.
-            conn.sock = self._context.wrap_socket(conn.sock, server_side=True,
-                                                  do_handshake_on_connect=False)
-        try:
-            conn.sock.do_handshake()
-        except OSError:
-            return False
-        return True
-
-    def _serve_request(self, conn: _Conn, rfile: BinaryIO) -> bool:
+    def _serve_request(self, conn: Conn, rfile: BinaryIO) -> bool:
         """One request and its answer; False when the connection is to end."""
         with self._cond:
             conn.idle = True
@@ -362,7 +189,7 @@ class DevoHttpEndpoint:
         if length_n > 4 * self.max_body:
             return self._answer(conn, 413, "body too large", close=True)
         with self._lock:
-            fault = next((f for f in self._faults if f.watches()), None)
+            fault = self._next_fault()
         tag, status, why = self._route(method, target)
         body = self._read_body(conn, rfile, length_n, fault if status == 200 else None, tag)
         if status == 200 and isinstance(fault, AnswerStatus):
@@ -389,7 +216,7 @@ class DevoHttpEndpoint:
             return tag, 400, "no tag"
         return tag, 200, ""
 
-    def _read_body(self, conn: _Conn, rfile: BinaryIO, length: int, fault: _Fault | None,
+    def _read_body(self, conn: Conn, rfile: BinaryIO, length: int, fault: Fault | None,
                    tag: str) -> bytes:
         crash = fault if isinstance(fault, ResetMidRequest) else None
         depth = crash.depth() if crash is not None else length + 1
@@ -411,31 +238,15 @@ class DevoHttpEndpoint:
                 time.sleep(self.read_delay)
         return b"".join(parts)
 
-    def _crash(self, conn: _Conn, fault: ResetMidRequest) -> None:
+    def _crash(self, conn: Conn, fault: ResetMidRequest) -> None:
         if isinstance(fault, CloseFirst):
-            try:
-                socket.socket.shutdown(conn.sock, socket.SHUT_WR)  # a plain FIN
-            except OSError:
-                return  # the client is gone already: not a crash of ours
-            with self._lock:
-                fault.hits += 1
-            time.sleep(fault.reset_after)
-            try:
-                unread = struct.unpack("i", fcntl.ioctl(conn.sock.fileno(), termios.FIONREAD,
-                                                        b"\0" * 4))[0]
-            except OSError:
-                unread = 0
-            with self._lock:
-                fault.unread.append(unread)
-        else:
-            with self._lock:
-                fault.hits += 1
-        try:
-            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        except OSError:
-            pass
+            close_first(conn.sock, fault, self._lock)
+            return
+        with self._lock:
+            fault.hits += 1
+        reset_on_close(conn.sock)
 
-    def _record(self, conn: _Conn, tag: str, headers: dict[str, str], body: bytes) -> bool:
+    def _record(self, conn: Conn, tag: str, headers: dict[str, str], body: bytes) -> bool:
         encoding = headers.get("content-encoding", "identity").lower()
         if encoding == "gzip":
             inflater = zlib.decompressobj(31)
@@ -465,7 +276,7 @@ class DevoHttpEndpoint:
         # Answered only now: the events are recorded.
         return self._answer(conn, 200, f"{len(lines)} events")
 
-    def _answer(self, conn: _Conn, status: int, text: str, close: bool = False) -> bool:
+    def _answer(self, conn: Conn, status: int, text: str, close: bool = False) -> bool:
         body = (text + "\n").encode()
         head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                 f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
@@ -476,40 +287,6 @@ class DevoHttpEndpoint:
     def _log(self, tag: str, status: int, body_bytes: int, events: int) -> None:
         with self._lock:
             self._requests.append(RequestLog(tag, status, body_bytes, events))
-
-    def _close_listener(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            thread, self._accept_thread = self._accept_thread, None
-            closing = self._closing
-        if listener is None:
-            return
-        closing.set()
-        try:
-            listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() on Linux
-        except OSError:
-            pass
-        if thread is not None:
-            thread.join(JOIN_TIMEOUT)
-        listener.close()
-
-    def _abort_open(self) -> None:
-        """Reset every open connection: linger 0, then wake its reader, which closes it."""
-        with self._lock:
-            conns = list(self._open)
-            for conn in conns:
-                conn.aborted = True
-                try:
-                    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-                    # The plain socket's shutdown, also for TLS: wakes a blocked recv().
-                    socket.socket.shutdown(conn.sock, socket.SHUT_RD)
-                except OSError:
-                    pass
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        for conn in conns:
-            if conn.thread is not None:
-                conn.thread.join(max(0.0, deadline - time.monotonic()))
-
 
 def _read_headers(rfile: BinaryIO) -> dict[str, str] | None:
     """Header fields (names lowercased) up to the blank line; None if malformed."""
@@ -525,10 +302,3 @@ def _read_headers(rfile: BinaryIO) -> dict[str, str] | None:
             return None
         headers[name.strip().lower()] = value.strip()
     return None
-
-
-def _server_context(pki: TestPki) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile=str(pki.server_cert), keyfile=str(pki.server_key))
-    return ctx  # no client certificate: the token authenticates
