@@ -4,11 +4,8 @@
     sqs = factory.client("sqs", "eu-west-1")     # cached per (service, region)
     print(factory.identity()["Arn"])             # who the collector runs as
 
-In a Beam DoFn, build it in setup() through `shared_factory`, so that each worker
-process keeps one factory (and one set of connection pools and credentials):
-
-    def setup(self):
-        self.aws = shared_factory(self.key, lambda: ClientFactory.from_config(self.aws_input))
+In Beam DoFns, reach it through `awscollector.io.access.AwsAccess`, so that each
+worker process keeps one factory (one set of connection pools and credentials).
 
 Assumed-role credentials refresh themselves (botocore's RefreshableCredentials) before
 they expire, so a run may last longer than the role's session. No secret (secret key,
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -264,15 +260,3 @@ def _plain(value: Any) -> str | None:
         return value.get_secret_value()
     return str(value)
 
-
-_shared: dict[str, ClientFactory] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_factory(key: str, make: Callable[[], ClientFactory]) -> ClientFactory:
-    """One factory per key per process: Beam DoFns call this in setup() and share it."""
-    with _shared_lock:
-        factory = _shared.get(key)
-        if factory is None:
-            factory = _shared[key] = make()
-        return factory

@@ -114,7 +114,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args, beam_args: list[str]) -> int:
-    from awscollector.io.sqs import stop_reading
+    from awscollector.io.stop import StopSignal
     from awscollector.pipelines.collector import config_globals, format_summary, run_collector
 
     if args.idle_seconds is not None and not args.until_idle:
@@ -123,15 +123,17 @@ def cmd_run(args, beam_args: list[str]) -> int:
     config = _load(args.config)
     setup_logging(config_globals(config).debug)
 
+    stop = StopSignal()
+
     def on_signal(signum, _frame):
         log.info("signal %d: stop polling, deliver what is in flight, then exit", signum)
-        stop_reading()
+        stop.request()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     idle = (args.idle_seconds or 10.0) if args.until_idle else None
     try:
-        result = run_collector(config, beam_args, idle_seconds=idle,
+        result = run_collector(config, beam_args, idle_seconds=idle, stop=stop,
                                visibility_timeout=args.sqs_visibility_timeout)
     except Exception as e:
         # One line, the coded one; the traceback only in a debug log.

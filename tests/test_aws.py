@@ -13,7 +13,7 @@ import pytest
 from moto.sts.models import sts_backends
 from pydantic import SecretStr
 
-from awscollector.aws import ClientFactory, shared_factory
+from awscollector.aws import ClientFactory
 from awscollector.embedded.aws import EmbeddedAws
 from awscollector.errors import CollectorError
 
@@ -417,18 +417,15 @@ def test_pickles_without_sessions_or_clients(embedded_aws):
     assert copy.identity()["Account"] == ACCOUNT
 
 
-def test_shared_factory_is_one_per_key():
-    calls: list[int] = []
+def test_access_gives_one_factory_per_process_to_every_copy(embedded_aws):
+    from awscollector.io.access import AwsAccess
 
-    def make() -> ClientFactory:
-        calls.append(1)
-        return ClientFactory()
-
-    key = unique("job")
-    first = shared_factory(key, make)
-    assert shared_factory(key, make) is first
-    assert shared_factory(unique("job"), make) is not first
-    assert len(calls) == 2
+    aws_input = SimpleNamespace(endpoint_url=embedded_aws.endpoint_url, credentials=None)
+    access = AwsAccess(aws_input)
+    first, second = pickle.loads(pickle.dumps(access)), pickle.loads(pickle.dumps(access))
+    assert first.factory() is second.factory()  # copies in one process share it
+    assert AwsAccess(aws_input).factory() is not first.factory()  # another run: its own
+    assert pickle.loads(pickle.dumps(first))._factory is None  # no clients travel
 
 
 # -- the embedded AWS itself ---------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import apache_beam as beam
 import boto3
 import pytest
 from botocore.config import Config
@@ -21,7 +22,7 @@ from botocore.exceptions import (
 
 from awscollector.awserrors import aws_error
 from awscollector.embedded.faults import FaultProxy, FaultRule
-from awscollector.io.sqs import VisibilityKeeper, release_in_flight
+from awscollector.io.sqs import VisibilityKeeper
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_forget_stops_extending(sqs, queue, keepers):
     assert waited > 0.5
 
 
-def test_release_in_flight_makes_tracked_messages_visible_again(sqs, queue, keepers):
+def test_release_all_makes_tracked_messages_visible_again(sqs, queue, keepers):
     keeper = VisibilityKeeper(timeout=60)
     keepers.append(keeper)
     sqs.send_message(QueueUrl=queue, MessageBody="second")
@@ -107,8 +108,9 @@ def test_release_in_flight_makes_tracked_messages_visible_again(sqs, queue, keep
     assert sorted(m["Body"] for m in got) == ["hello", "second"]
     keeper.track(sqs, queue, got)
     assert receive(sqs, queue) == []
+    assert keeper.in_flight() == 2
 
-    release_in_flight()
+    keeper.release_all()
 
     again: list[dict] = []
     for _ in range(5):
@@ -117,27 +119,71 @@ def test_release_in_flight_makes_tracked_messages_visible_again(sqs, queue, keep
             break
     assert sorted(m["Body"] for m in again) == ["hello", "second"]
     # Released ones are no longer tracked: a second release does not touch them.
-    release_in_flight()
+    assert keeper.in_flight() == 0
+    keeper.release_all()
     assert receive(sqs, queue) == []
 
 
-def test_release_in_flight_survives_a_failing_keeper(sqs, queue, keepers, caplog):
-    class Broken:
-        def change_message_visibility_batch(self, **kwargs):
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}},
-                              "ChangeMessageVisibilityBatch")
+class _Explode(beam.DoFn):
+    def process(self, message):
+        raise ValueError("a step after the reader fails")
 
-    broken = VisibilityKeeper(timeout=60)
-    good = VisibilityKeeper(timeout=60)
-    keepers += [broken, good]
-    broken.track(Broken(), queue, [{"MessageId": "x", "ReceiptHandle": "y"}])
-    got = receive(sqs, queue, visibility=60)
-    good.track(sqs, queue, got)
-    with caplog.at_level(logging.WARNING, logger="awscollector.io.sqs"):
-        release_in_flight()
-    assert [m["Body"] for m in receive(sqs, queue)] == ["hello"]
-    assert any(r.getMessage().startswith("AWS-008 releasing in-flight SQS messages failed")
-               for r in caplog.records)
+
+def test_a_failed_pipeline_gives_back_what_its_reader_received(embedded_aws, sqs, queue):
+    """The reader's worker releases its undeleted messages when it goes away, so the
+    next run gets them at once instead of after the visibility timeout (60 s here)."""
+    from types import SimpleNamespace
+
+    from awscollector.io.access import AwsAccess
+    from awscollector.io.sqs import ReadFromSqs, SqsQueue
+
+    access = AwsAccess(SimpleNamespace(endpoint_url=embedded_aws.endpoint_url,
+                                       credentials=SimpleNamespace(access_key="testing",
+                                                                   access_secret="testing")))
+    reader = SqsQueue("test", "us-east-1", queue)
+    with pytest.raises(Exception, match="a step after the reader fails"):
+        with beam.Pipeline() as p:
+            (p | ReadFromSqs([reader], access, idle_seconds=2, visibility_timeout=60)
+               | beam.ParDo(_Explode()))
+    again, waited = receive_within(sqs, queue, 3.0)
+    assert [m["Body"] for m in again] == ["hello"], f"not back after {waited:.1f}s"
+
+
+def test_stop_signal_ends_the_read_and_what_was_received_is_deleted(embedded_aws, sqs, queue):
+    from types import SimpleNamespace
+
+    from awscollector.io.access import AwsAccess
+    from awscollector.io.sqs import ReadFromSqs, SqsQueue
+    from awscollector.io.stop import StopSignal
+
+    access = AwsAccess(SimpleNamespace(endpoint_url=embedded_aws.endpoint_url,
+                                       credentials=SimpleNamespace(access_key="testing",
+                                                                   access_secret="testing")))
+    stop = StopSignal()
+    _SEEN.clear()
+    _STOPS["stop"] = stop
+    # Unbounded (no idle_seconds): only the stop request ends it.
+    with beam.Pipeline() as p:
+        (p | ReadFromSqs([SqsQueue("test", "us-east-1", queue)], access, stop=stop,
+                         bundle_seconds=0.5)
+           | beam.ParDo(_StopAfterFirst()))
+    assert _SEEN == ["hello"]
+    assert receive(sqs, queue) == []
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0"
+    assert attrs["ApproximateNumberOfMessagesNotVisible"] == "0"  # deleted, not hidden
+
+
+_SEEN: list[str] = []
+_STOPS: dict = {}
+
+
+class _StopAfterFirst(beam.DoFn):
+    """Records the message, then asks the run to stop (as SIGTERM's handler does)."""
+
+    def process(self, message):
+        _SEEN.append(message.body)
+        _STOPS["stop"].request()
 
 
 def test_keeper_survives_a_failed_extension(embedded_aws, sqs, queue, keepers, caplog):

@@ -8,7 +8,13 @@ and only then runs the bundle finalizer that deletes the messages. A crash
 before that leaves them in the queue, and SQS delivers them again.
 
 While a message is in flight its visibility timeout is extended in the
-background, so a slow object is not handed to a second reader.
+background, so a slow object (or, on Flink, a wait for the next checkpoint) does
+not hand it to a second reader. When the reader's worker shuts down (the run
+ends, fails or is stopped), what it received and did not delete is made visible
+again at once, so the next run gets it without waiting out the timeout.
+
+A run stops its readers through the ``StopSignal`` it passes in (io/stop.py):
+they stop polling, and what they received is delivered and deleted.
 
 Usage::
 
@@ -17,6 +23,11 @@ Usage::
 
 With ``idle_seconds`` the read is bounded: a reader stops once its queue has
 returned nothing for that long. Without it the read never ends (streaming).
+
+Each reader is one element of a splittable DoFn, named by a string key. Flink
+places elements on its parallel subtasks by a hash of that key;
+``spread_over=N`` picks keys that put the readers on N subtasks in turn, so that
+``readers: N`` really run in parallel there.
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ import math
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,20 +47,13 @@ from apache_beam.transforms.core import RestrictionProvider
 from botocore.exceptions import BotoCoreError, ClientError
 
 from awscollector.awserrors import aws_error
+from awscollector.flink.partition import spread_keys
 from awscollector.io.access import AwsAccess
+from awscollector.io.stop import StopSignal
 
 log = logging.getLogger(__name__)
 
 _END = sys.maxsize  # a reader's restriction is [next poll, _END): it ends only when told
-_STOP = threading.Event()
-
-
-def stop_reading() -> None:
-    """Ask every reader of this process to stop polling (SIGINT/SIGTERM).
-
-    What was received is still delivered and deleted; the pipeline then ends.
-    """
-    _STOP.set()
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class SqsQueue:
     @property
     def is_url(self) -> bool:
         return self.queue.startswith(("http://", "https://"))
+
+    @property
+    def key(self) -> str:
+        """The reader's name: its element in the pipeline."""
+        return f"{self.service}|{self.region}|{self.queue}|{self.reader}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,6 @@ class VisibilityKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-visibility", daemon=True)
         self._thread.start()
-        _KEEPERS.add(self)
 
     def track(self, client, url: str, messages: list[dict]) -> None:
         with self._lock:
@@ -124,6 +131,10 @@ class VisibilityKeeper:
         self._change_all(0)
         with self._lock:
             self._inflight.clear()
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
 
     def close(self) -> None:
         self._stop.set()
@@ -150,27 +161,14 @@ class VisibilityKeeper:
                 client.change_message_visibility_batch(QueueUrl=url, Entries=batch)
 
 
-_KEEPERS: weakref.WeakSet[VisibilityKeeper] = weakref.WeakSet()
-
-
-def release_in_flight() -> None:
-    """Make the messages of this process that were received but not deleted visible again.
-
-    Called when a run fails or is stopped, so the next run gets them at once
-    instead of after the visibility timeout.
-    """
-    for keeper in list(_KEEPERS):
-        try:
-            keeper.release_all()
-        except Exception as e:
-            log.warning("AWS-008 releasing in-flight SQS messages failed: %s", e)
-
-
 class _ReadSqsFn(beam.DoFn):
-    def __init__(self, access: AwsAccess, idle_seconds: float | None, bundle_seconds: float,
+    def __init__(self, queues: dict[str, SqsQueue], access: AwsAccess, stop: StopSignal | None,
+                 idle_seconds: float | None, bundle_seconds: float,
                  max_messages_per_bundle: int, visibility_timeout: int,
                  wait_seconds: int) -> None:
+        self._queues = queues  # element key -> the reader it names
         self._access = access
+        self._stop = stop or StopSignal()
         self._idle_seconds = idle_seconds
         self._bundle_seconds = bundle_seconds
         self._max_messages = max_messages_per_bundle
@@ -186,20 +184,31 @@ class _ReadSqsFn(beam.DoFn):
         self._debug = log.isEnabledFor(logging.DEBUG)  # once: receives are the hot path
 
     def teardown(self) -> None:
+        # The worker is going away (the run ended, failed or was stopped): whatever was
+        # received and not deleted goes back to the queue now, not after the timeout.
         self._keeper.close()
+        if self._keeper.in_flight():
+            log.info("releasing %d received and undeleted SQS messages",
+                     self._keeper.in_flight())
+            try:
+                self._keeper.release_all()
+            except Exception as e:  # they come back after the visibility timeout anyway
+                log.warning("AWS-008 releasing in-flight SQS messages failed: %s", e)
 
-    def process(self, queue: SqsQueue,
+    def process(self, key: str,
                 finalizer=beam.DoFn.BundleFinalizerParam,
                 tracker=_READER_RESTRICTION,
                 ) -> Iterator[SqsMessage]:
-        # The finalizer parameter must come before the restriction (see ARCHITECTURE.md).
+        # The finalizer parameter must come before the restriction: Beam 2.77 binds
+        # them by position otherwise ("got multiple values for argument 'tracker'").
+        queue = self._queues[key]
         client = self._access.client("sqs", queue.region)
         url = self._queue_url(client, queue)
         position = tracker.current_restriction().start
         deadline = time.monotonic() + self._bundle_seconds
         received = 0
         while True:
-            if _STOP.is_set():
+            if self._stop.requested():
                 tracker.try_claim(_END)
                 return
             if self._idle_seconds is not None and self._idle_for(queue) >= self._idle_seconds:
@@ -302,26 +311,35 @@ class ReadFromSqs(beam.PTransform):
     Args:
       queues: one ``SqsQueue`` per reader (several readers of a queue: reader=0..n-1).
       access: how to reach AWS (``AwsAccess``).
+      stop: a ``StopSignal`` that makes the readers stop polling (SIGINT/SIGTERM).
       idle_seconds: bounded mode: a reader stops after its queue was empty this long.
         None: keep polling forever (streaming).
       bundle_seconds: how long a bundle reads before it checkpoints and delivers.
       max_messages_per_bundle: or after this many messages.
       visibility_timeout: seconds a received message stays hidden; extended while in flight.
-      wait_seconds: long-poll wait of each ReceiveMessage call. Short, because on
-        the DirectRunner the readers of all queues and regions take turns in one
-        worker: a long wait on an empty queue would hold up a busy one.
+      wait_seconds: long-poll wait of each ReceiveMessage call. Short, because the
+        readers placed on one worker (all of them on the DirectRunner) take turns:
+        a long wait on an empty queue would hold up a busy one.
+      spread_over: on Flink, the pipeline's parallelism: readers are named so that
+        Flink places them on its subtasks in turn.
+      max_parallelism: on Flink, its number of key groups, if set (``--max_parallelism``).
     """
 
     def __init__(self, queues: list[SqsQueue], access: AwsAccess, *,
-                 idle_seconds: float | None = None, bundle_seconds: float = 5.0,
-                 max_messages_per_bundle: int = 100, visibility_timeout: int = 120,
-                 wait_seconds: int = 1) -> None:
+                 stop: StopSignal | None = None, idle_seconds: float | None = None,
+                 bundle_seconds: float = 5.0, max_messages_per_bundle: int = 100,
+                 visibility_timeout: int = 120, wait_seconds: int = 1,
+                 spread_over: int | None = None, max_parallelism: int | None = None) -> None:
         super().__init__()
-        self._queues = list(queues)
-        self._fn = _ReadSqsFn(access, idle_seconds, bundle_seconds, max_messages_per_bundle,
-                              visibility_timeout, wait_seconds)
+        keys = [q.key for q in queues]
+        if spread_over and spread_over > 1:
+            keys = spread_keys(keys, spread_over, max_parallelism)
+        self._keys = keys
+        self._fn = _ReadSqsFn(dict(zip(keys, queues, strict=True)), access, stop, idle_seconds,
+                              bundle_seconds, max_messages_per_bundle, visibility_timeout,
+                              wait_seconds)
 
     def expand(self, pbegin):
         return (pbegin
-                | "Queues" >> beam.Create(self._queues)
+                | "Readers" >> beam.Create(self._keys)
                 | "Poll" >> beam.ParDo(self._fn))
