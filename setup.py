@@ -9,6 +9,7 @@ setup(
     version="0.1.0",
     description="AWS data collector for the Devo platform, built on Apache Beam",
     packages=find_packages(include=["awscollector", "awscollector.*"]),
+    package_data={"awscollector.flink": ["pom.xml"]},
     python_requires=">=3.11",
     install_requires=[
         "apache-beam==2.77.0",

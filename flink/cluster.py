@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import fnmatch
-import hashlib
 import json
 import os
 import signal
@@ -38,8 +36,9 @@ import tarfile
 import tempfile
 import time
 import urllib.request
-import zipfile
 from pathlib import Path
+
+from awscollector.flink.jobserver import cache_dir, job_server_home, job_server_jar, locked
 
 FLINK_VERSION = "1.19.3"
 HERE = Path(__file__).resolve().parent
@@ -65,22 +64,8 @@ appender.out.layout.pattern = %d{HH:mm:ss,SSS} %-5p %c{1} - %m%n
 """
 
 
-def cache_dir() -> Path:
-    default = Path.home() / ".cache" / "aws-collector" / "flink"
-    return Path(os.environ.get("AWS_COLLECTOR_FLINK_CACHE", default)).expanduser()
-
-
 def default_state_dir() -> Path:
     return Path(os.environ.get("AWS_COLLECTOR_FLINK_STATE", HERE / ".state")).expanduser()
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    """One download at a time, even from two clusters starting together."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 def ensure_flink() -> Path:
@@ -112,46 +97,6 @@ def ensure_flink() -> Path:
                         tar.extract(member, unpacked, filter="data")
             unpacked.rename(home)
     return home
-
-
-def ensure_job_server() -> Path:
-    """<cache>/beam-job-server-<hash of pom.xml> with lib/: the job server's classpath."""
-    pom = HERE / "pom.xml"
-    home = cache_dir() / f"beam-job-server-{hashlib.sha256(pom.read_bytes()).hexdigest()[:12]}"
-    with locked(cache_dir() / ".lock"):
-        if (home / "lib").is_dir():
-            return home
-        log("resolving the Beam Flink job server of flink/pom.xml with Maven")
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            mvn = subprocess.run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                                  f"-DoutputDirectory={tmp}/job-server/lib"],
-                                 capture_output=True, text=True)
-            if mvn.returncode:  # -q still prints colour codes when all is well
-                raise RuntimeError(f"mvn failed ({mvn.returncode}):\n{mvn.stdout}{mvn.stderr}")
-            (Path(tmp) / "job-server").rename(home)
-    return home
-
-
-def job_server_jar() -> Path:
-    """A runnable jar for FlinkRunner's --flink_job_server_jar: only a manifest that names
-    the cached classpath, so nothing is copied (the cache must stay where it is)."""
-    home, flink = ensure_job_server(), ensure_flink()
-    jars = sorted((home / "lib").glob("*.jar")) + sorted(flink.glob("lib/log4j-*.jar"))
-    manifest = "".join(manifest_line(k, v) for k, v in (
-        ("Manifest-Version", "1.0"),
-        ("Main-Class", "org.apache.beam.runners.flink.FlinkJobServerDriver"),
-        ("Class-Path", " ".join(os.path.relpath(j, home) for j in jars)))) + "\r\n"
-    jar = home / "beam-flink-job-server.jar"
-    with zipfile.ZipFile(jar, "w") as z:
-        z.writestr("META-INF/MANIFEST.MF", manifest)
-    return jar
-
-
-def manifest_line(key: str, value: str) -> str:
-    """Manifest lines are at most 72 bytes; a continuation line starts with a space."""
-    line = f"{key}: {value}"
-    parts = [line[:72]] + [" " + line[i:i + 71] for i in range(72, len(line), 71)]
-    return "\r\n".join(parts) + "\r\n"
 
 
 def log(msg: str) -> None:
@@ -189,6 +134,10 @@ def write_conf(state: Path, ports: dict, slots: int) -> Path:
         "heartbeat.interval": 2000,
         "heartbeat.timeout": 15000,
         "io.tmp.dirs": str(state / "tmp"),
+        # Where a stopped job's last savepoint goes: the collector stops a job with
+        # one, so that the messages it delivered are deleted before it ends.
+        "state.savepoints.dir": (state / "savepoints").as_uri(),
+        "state.checkpoints.dir": (state / "checkpoints").as_uri(),
     }
     (state / "tmp").mkdir(exist_ok=True)
     (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
@@ -353,7 +302,7 @@ def up(state: Path, slots: int) -> dict:
             raise SystemExit(f"a cluster is already running from {state}; run `down` first")
     state.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    flink, job_server = ensure_flink(), ensure_job_server()
+    flink, job_server = ensure_flink(), job_server_home()
     ports = {k: free_port() for k in
              ("jobmanager_rpc", "rest", "job", "artifact", "expansion", "worker_pool")}
     st = {
@@ -375,7 +324,7 @@ def up(state: Path, slots: int) -> dict:
 
         st["processes"]["job-server"] = spawn(state, "job-server", [
             "java", "-Xmx1g", f"-Dlog4j.configurationFile={st['conf']}/log4j.properties",
-            "-cp", job_server_classpath(job_server, flink),
+            "-cp", f"{job_server}/lib/*",  # its pom brings log4j as the SLF4J binding
             "org.apache.beam.runners.flink.FlinkJobServerDriver",
             f"--flink-master={st['flink_master']}", "--job-host=127.0.0.1",
             f"--job-port={ports['job']}", f"--artifact-port={ports['artifact']}",
@@ -396,11 +345,6 @@ def up(state: Path, slots: int) -> dict:
     st["started_in_seconds"] = round(time.monotonic() - t0, 1)
     save(state, st)
     return st
-
-
-def job_server_classpath(job_server: Path, flink: Path) -> str:
-    """Beam's classpath has no SLF4J binding (the job server would log nothing): add Flink's."""
-    return ":".join([f"{job_server}/lib/*", *map(str, sorted(flink.glob("lib/log4j-*.jar")))])
 
 
 def worker_env() -> dict:
@@ -437,7 +381,7 @@ def main() -> None:
     state = args.state_dir.resolve()
 
     if args.command == "fetch":
-        print(ensure_flink(), ensure_job_server(), sep="\n")
+        print(ensure_flink(), job_server_home(), sep="\n")
     elif args.command == "jar":
         print(job_server_jar())
     elif args.command == "up":

@@ -1,0 +1,1 @@
+"""Running the collector on Apache Flink through Beam's Flink runner."""
