@@ -36,9 +36,16 @@ def setup_logging(debug: bool = False) -> None:
         handler.addFilter(_beam_tracebacks)
 
 
+_BEAM_NOISE = (
+    "apitools not found",  # on import, when the GCP extras are absent: we use none
+    # Options for Flink's job server, unknown to the Python SDK: the collector checks
+    # options itself (RUN-004) and passes these on.
+    "nparseable arg",
+)
+
+
 def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
-    # Beam logs this on import when the GCP extras are absent; we use none of them.
-    return "apitools not found" not in record.getMessage()
+    return not any(noise in record.getMessage() for noise in _BEAM_NOISE)
 
 
 class _BeamTracebacks(logging.Filter):

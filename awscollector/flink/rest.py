@@ -16,6 +16,7 @@ visibility timeout.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -113,3 +114,36 @@ class FlinkRest:
         except (OSError, ValueError) as e:
             log.warning("RUN-006 Flink job %s: cancel failed: %s", jid, e)
         self.wait_until_ended(jid, timeout)
+
+    def user_counters(self, jid: str) -> dict[tuple[str, str], int]:
+        """The job's Beam user counters, (namespace, name) -> value.
+
+        Beam's Flink runner keeps them in the accumulator ``__metricscontainers``:
+        monitoring infos whose payload is the value as a varint.
+        """
+        counters: dict[tuple[str, str], int] = {}
+        try:
+            found = self._call("GET", f"/jobs/{jid}/accumulators")
+        except (OSError, ValueError) as e:
+            log.warning("RUN-006 the counters of Flink job %s are not available: %s", jid, e)
+            return counters
+        for accumulator in found.get("user-task-accumulators", []):
+            if accumulator.get("name") != "__metricscontainers":
+                continue
+            for info in json.loads(accumulator["value"])["metrics"].get("attempted", []):
+                if info.get("urn") != "beam:metric:user:sum_int64:v1":
+                    continue
+                labels = info.get("labels", {})
+                key = (labels.get("NAMESPACE", ""), labels.get("NAME", ""))
+                counters[key] = counters.get(key, 0) + _varint(base64.b64decode(info["payload"]))
+        return counters
+
+
+def _varint(data: bytes) -> int:
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return value

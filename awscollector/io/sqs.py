@@ -165,8 +165,9 @@ class _ReadSqsFn(beam.DoFn):
     def __init__(self, queues: dict[str, SqsQueue], access: AwsAccess, stop: StopSignal | None,
                  idle_seconds: float | None, bundle_seconds: float,
                  max_messages_per_bundle: int, visibility_timeout: int,
-                 wait_seconds: int) -> None:
+                 wait_seconds: int, log_level: int | None) -> None:
         self._queues = queues  # element key -> the reader it names
+        self._log_level = log_level
         self._access = access
         self._stop = stop or StopSignal()
         self._idle_seconds = idle_seconds
@@ -176,6 +177,10 @@ class _ReadSqsFn(beam.DoFn):
         self._wait_seconds = wait_seconds
 
     def setup(self) -> None:
+        if self._log_level is not None:
+            # On Flink this runs in a worker process that the CLI's logging setup never
+            # reached; the level (globals.debug) travels with the reader.
+            logging.getLogger("awscollector").setLevel(self._log_level)
         self._keeper = VisibilityKeeper(self._visibility)
         self._urls: dict[SqsQueue, str] = {}
         self._idle_since: dict[SqsQueue, float] = {}
@@ -323,13 +328,15 @@ class ReadFromSqs(beam.PTransform):
       spread_over: on Flink, the pipeline's parallelism: readers are named so that
         Flink places them on its subtasks in turn.
       max_parallelism: on Flink, its number of key groups, if set (``--max_parallelism``).
+      log_level: the level of the "awscollector" loggers in the worker processes.
     """
 
     def __init__(self, queues: list[SqsQueue], access: AwsAccess, *,
                  stop: StopSignal | None = None, idle_seconds: float | None = None,
                  bundle_seconds: float = 5.0, max_messages_per_bundle: int = 100,
                  visibility_timeout: int = 120, wait_seconds: int = 1,
-                 spread_over: int | None = None, max_parallelism: int | None = None) -> None:
+                 spread_over: int | None = None, max_parallelism: int | None = None,
+                 log_level: int | None = None) -> None:
         super().__init__()
         keys = [q.key for q in queues]
         if spread_over and spread_over > 1:
@@ -337,7 +344,7 @@ class ReadFromSqs(beam.PTransform):
         self._keys = keys
         self._fn = _ReadSqsFn(dict(zip(keys, queues, strict=True)), access, stop, idle_seconds,
                               bundle_seconds, max_messages_per_bundle, visibility_timeout,
-                              wait_seconds)
+                              wait_seconds, log_level)
 
     def expand(self, pbegin):
         return (pbegin

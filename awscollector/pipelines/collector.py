@@ -27,6 +27,7 @@ from awscollector.io.sqs import SqsQueue
 from awscollector.io.stop import StopSignal
 from awscollector.pipelines import non_cloudwatch_logs
 from awscollector.pipelines.context import RunContext, ServicePlan
+from awscollector.pipelines.idle import QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def output_transform(name: str, output) -> beam.PTransform:
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
-                   sqs_options: dict) -> None:
+                   sqs_options: dict) -> AwsAccess:
+    """Adds every service, its dead letters and its outputs; returns the run's AWS access."""
     aws = config.inputs.aws
     parallelism = sum(len(p.queues) for p in plans) or 1
     access = AwsAccess(aws, max_pool_connections=max(10, 2 * parallelism))
@@ -96,6 +98,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                 pcoll | f"{plan.label} {key}" >> WriteDeadLetters(dl_target, access)
         for out_name, output in config.outputs.items():
             named["events"] | f"{plan.label} to {out_name}" >> output_transform(out_name, output)
+    return access
 
 
 def run_collector(config, beam_args: list[str] | None = None,
@@ -113,29 +116,37 @@ def run_collector(config, beam_args: list[str] | None = None,
     stop = stop or StopSignal()
     sqs_options = {"idle_seconds": idle_seconds, "stop": stop, **sqs_options}
     if setup.on_flink:
-        sqs_options.update(spread_over=setup.parallelism, max_parallelism=setup.max_parallelism)
+        debug = config_globals(config).debug
+        sqs_options.update(spread_over=setup.parallelism, max_parallelism=setup.max_parallelism,
+                           log_level=logging.DEBUG if debug else logging.INFO)
     try:
         pipeline = beam.Pipeline(options=setup.options)
     except (ValueError, TypeError) as e:  # e.g. an unknown --runner
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
-    build_pipeline(pipeline, config, plans, sqs_options)
+    access = build_pipeline(pipeline, config, plans, sqs_options)
     try:
         result = pipeline.run()
         if setup.on_flink:
-            _follow_flink_job(result, setup, stop)
+            idle = None
+            if idle_seconds is not None:
+                idle = QueuesIdle(access, [q for p in plans for q in p.queues], idle_seconds)
+            counters = _follow_flink_job(result, setup, stop, idle)
         else:
             result.wait_until_finish()
+            counters = beam_counters(result)
     except BaseException as e:
         raise as_collector_error(e) from e
-    return RunResult(summary_rows(result, plans, list(config.outputs)[0]))
+    return RunResult(summary_rows(counters, plans, list(config.outputs)[0]))
 
 
 _TERMINAL = frozenset({PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED,
                        PipelineState.STOPPED, PipelineState.UPDATED, PipelineState.DRAINED})
 
 
-def _follow_flink_job(result, setup: RunnerSetup, stop: StopSignal) -> None:
-    """Wait while the job runs; when ``stop`` is requested, stop it with a savepoint.
+def _follow_flink_job(result, setup: RunnerSetup, stop: StopSignal,
+                      idle: Callable[[], bool] | None) -> dict[tuple[str, str], int]:
+    """Wait while the job runs; when ``stop`` is requested (or, with ``idle``, once
+    every queue is idle), stop it with a savepoint. Returns the job's counters.
 
     Polls the job's state: Beam's wait_until_finish() blocks in gRPC where a signal
     handler cannot run, and may be called only once.
@@ -152,6 +163,9 @@ def _follow_flink_job(result, setup: RunnerSetup, stop: StopSignal) -> None:
             break
         if flink is not None and jid is None:
             jid = flink.wait_for_job(setup.job_name, timeout=0.5)
+        if idle is not None and idle():
+            log.info("every queue idle: stopping %s", setup.job_name)
+            stop.request()
         if stop.requested():
             if flink is not None and jid is not None:
                 how = flink.stop(jid)
@@ -161,19 +175,32 @@ def _follow_flink_job(result, setup: RunnerSetup, stop: StopSignal) -> None:
         time.sleep(0.5)
     if result.state == PipelineState.FAILED:
         result.wait_until_finish()  # raises the job's error
+    if flink is not None and jid is not None:
+        # Beam's job server forgets them once Flink ends the job; Flink keeps them.
+        return flink.user_counters(jid)
+    return beam_counters(result)
 
 
-def summary_rows(result, plans: list[ServicePlan], output: str) -> list[tuple]:
+def beam_counters(result) -> dict[tuple[str, str], int]:
+    """The run's user counters, (namespace, name) -> value, from Beam's result."""
+    counters: dict[tuple[str, str], int] = {}
+    try:
+        found = result.metrics().query(MetricsFilter())["counters"]
+    except Exception as e:  # a job server that keeps no metrics
+        log.warning("RUN-006 the run's counters are not available: %s", e)
+        found = []
+    for counter in found:
+        key = (counter.key.metric.namespace, counter.key.metric.name)
+        counters[key] = counters.get(key, 0) + (counter.committed or counter.attempted or 0)
+    return counters
+
+
+def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
+                 output: str) -> list[tuple]:
+    """(service, region, table, delivered to ``output``, dead-lettered) rows."""
     delivered: dict[tuple[str, str, str], int] = {}
     dead: dict[tuple[str, str], int] = {}
-    try:
-        counters = result.metrics().query(MetricsFilter())["counters"]
-    except Exception as e:  # a job server that keeps no metrics after a stop
-        log.warning("RUN-006 the run's counters are not available: %s", e)
-        counters = []
-    for counter in counters:
-        ns, name = counter.key.metric.namespace, counter.key.metric.name
-        value = counter.committed or counter.attempted or 0
+    for (ns, name), value in counters.items():
         if ns == "delivered":
             out, service, region, table = name.split("|", 3)
             if out == output:
