@@ -88,10 +88,13 @@ def put_object(aws, bucket: str, key: str, lines: list[str], fields=DEFAULT_FIEL
 
 
 def seed_objects(aws, bucket: str, n: int, m: int, region: str = "us-east-1",
-                 first: int = 0) -> dict[int, list[str]]:
-    """n objects of m tagged lines each, announced to the bucket's queue."""
+                 first: int = 0, pause: float = 0.0) -> dict[int, list[str]]:
+    """n objects of m tagged lines each, announced to the bucket's queue, ``pause``
+    seconds apart (a steady stream while a collector runs)."""
     objects = {}
     for obj in range(first, first + n):
+        if pause and obj > first:
+            time.sleep(pause)
         objects[obj] = tagged_lines(obj, m)
         put_object(aws, bucket, vpc_key(region, obj), objects[obj], region=region)
     return objects

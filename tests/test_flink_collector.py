@@ -1,0 +1,180 @@
+"""The collector on a real Flink 1.19 session cluster, submitted as a user submits it.
+
+JobManager, TaskManager, the Beam job server and the Python worker pool run as
+separate processes (tests/flink_cluster.py); ``aws-collector run --runner
+FlinkRunner --flink_master ...`` runs as a command against the embedded AWS and
+relay of this process, with the job-server jar the collector supplies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.flink_cluster import FlinkCluster, wait_until
+from tests.vpc_helpers import ENV, queue_depth, raw_config, seed_objects, setup_queue
+
+pytestmark = pytest.mark.slow
+
+TABLE = "cloud.aws.vpc.flow"
+CHECKPOINT_MS = 2000
+VISIBILITY = 20  # short, so that what the killed TaskManager held comes back soon
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with FlinkCluster(tmp_path_factory.mktemp("flink"), slots=2) as c:
+        yield c
+
+
+def submit(cluster: FlinkCluster, aws, relay, pki, queue: str, workdir: Path,
+           job_name: str) -> subprocess.Popen:
+    """`aws-collector run` on the cluster, in streaming mode, with two readers."""
+    raw = raw_config(aws, relay, pki, queue, workdir, readers=2)
+    path = workdir / "collector.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "awscollector", "run", "--config", str(path),
+           "--sqs-visibility-timeout", str(VISIBILITY),
+           "--runner", "FlinkRunner", f"--flink_master={cluster.flink_master}",
+           "--environment_type=EXTERNAL", f"--environment_config={cluster.environment_config}",
+           "--streaming", "--parallelism=2", f"--checkpointing_interval={CHECKPOINT_MS}",
+           f"--job_name={job_name}"]
+    log = open(workdir / "run.log", "w")  # noqa: SIM115 - the process keeps it
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV})
+
+
+def stop_run(proc: subprocess.Popen, cluster: FlinkCluster, job_name: str) -> int:
+    """SIGTERM the submitting command, as an operator stops it; never leave the job."""
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            cluster.cancel_job(job_name)
+        except Exception:
+            pass
+
+
+class RelayTimeline:
+    """Samples the relay's total every 50 ms, to tell what arrived before a moment."""
+
+    def __init__(self, relay) -> None:
+        self.relay = relay
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.samples.append((time.time(), self.relay.total()))
+
+    def total_at(self, when: float) -> int:
+        times = [t for t, _ in self.samples]
+        i = bisect.bisect_right(times, when) - 1
+        return self.samples[i][1] if i >= 0 else 0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_every_event_arrives_and_a_killed_taskmanager_loses_nothing(
+        cluster, embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=6, m=2000)  # before the run
+    job = "collector-kill-test"
+    timeline = RelayTimeline(relay)
+    proc = submit(cluster, embedded_aws, relay, pki, queue, tmp_path, job)
+    try:
+        assert relay.wait_for_total(12_000, 300), (relay.total(), (tmp_path / "run.log")
+                                                   .read_text()[-3000:])
+        # While it runs: a steady stream of objects, and in the middle of it, kill -9.
+        feeding = threading.Thread(target=lambda: objects.update(seed_objects(
+            embedded_aws, bucket, n=40, m=1000, first=100, pause=0.25)))
+        feeding.start()
+        wait_until(lambda: relay.total() >= 12_000 + 8_000, 120, "events while feeding")
+        checkpoints = cluster.checkpoints(job)["counts"]["completed"]
+        assert checkpoints > 0
+        # Kill while messages are in flight: received, and not deleted yet.
+        sqs = embedded_aws.client("sqs")
+        wait_until(lambda: int(sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) > 0, 60, "messages in flight",
+                   interval=0.05)
+        killed_at = time.time()
+        cluster.kill_taskmanager()
+        last = cluster.checkpoints(job)["latest"]["completed"]
+        covered_at = last["trigger_timestamp"] / 1000 if last else 0.0
+        cluster.start_taskmanager()
+        feeding.join()
+        expected = collections.Counter(line for lines in objects.values() for line in lines)
+        assert len(objects) == 46
+        # What the killed attempt held comes back after the visibility timeout.
+        wait_until(lambda: relay.total() >= sum(expected.values()), 300,
+                   "every event after the kill")
+        wait_until(lambda: queue_depth(embedded_aws, url) == 0, 120, "the queue drained")
+        received = collections.Counter(relay.events(TABLE))
+        assert not expected - received, f"{sum((expected - received).values())} events lost"
+        duplicates = sum((received - expected).values())
+        # Only what was delivered after the last checkpoint completed before the kill can
+        # come again (its messages were not deleted), plus flushes broken by the kill.
+        in_flight = timeline.total_at(killed_at) - timeline.total_at(covered_at - 1.0)
+        print(f"kill: {duplicates} duplicates; {in_flight} events delivered since the "
+              f"checkpoint of {covered_at:.1f} before the kill at {killed_at:.1f}")
+        assert duplicates <= in_flight + 2 * 30_000
+        jobs = cluster.rest(f"/jobs/{cluster.job(job)['jid']}")
+        assert jobs["state"] == "RUNNING"
+    finally:
+        timeline.close()
+        code = stop_run(proc, cluster, job)
+    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+
+def test_sigterm_stops_the_job_and_deletes_every_delivered_message(
+        cluster, embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=8, m=1500)
+    job = "collector-sigterm-test"
+    proc = submit(cluster, embedded_aws, relay, pki, queue, tmp_path, job)
+    try:
+        assert relay.wait_for_total(12_000, 300), (tmp_path / "run.log").read_text()[-3000:]
+        # The two readers run on the two subtasks, one each (Flink's metrics lag a little).
+        jid = cluster.job(job)["jid"]
+        poll = next(v for v in cluster.rest(f"/jobs/{jid}")["vertices"] if "Poll" in v["name"])
+
+        def readers_per_subtask() -> list[int]:
+            vertex = cluster.rest(f"/jobs/{jid}/vertices/{poll['id']}")
+            return sorted(s["metrics"]["read-records"] for s in vertex["subtasks"])
+
+        assert wait_until(lambda: readers_per_subtask() != [0, 0] and readers_per_subtask(),
+                          60, "Flink's record counts") == [1, 1]
+        # More objects, and SIGTERM while they are being collected.
+        objects.update(seed_objects(embedded_aws, bucket, n=6, m=1500, first=50))
+        wait_until(lambda: relay.total() > 12_000, 60, "the second batch begins")
+    finally:
+        code = stop_run(proc, cluster, job)
+    log = (tmp_path / "run.log").read_text()
+    assert code == 0, log[-3000:]
+    assert f"Flink job {job} stopped" in log  # with a savepoint, not cancelled
+    assert cluster.job(job)["state"] == "FINISHED"
+    # Whatever the relay got, its message was deleted; the rest is still in the queue.
+    received = set(relay.events(TABLE))
+    delivered_objects = {o for o, lines in objects.items() if set(lines) <= received}
+    partly = {o for o, lines in objects.items() if set(lines) & received} - delivered_objects
+    assert not partly, f"objects delivered in part: {sorted(partly)}"
+    assert queue_depth(embedded_aws, url) == len(objects) - len(delivered_objects)
+    assert "delivered" in log and str(len(relay.events(TABLE))) in log  # the summary
