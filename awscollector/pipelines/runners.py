@@ -99,6 +99,14 @@ def _flink_setup(beam_args: list[str], options: PipelineOptions) -> RunnerSetup:
                                         "HOST:PORT of the Beam Python worker pool (the "
                                         "sidecar of each task manager), or "
                                         "--environment_type=LOOPBACK to run it in this process")
+    for unaligned in ("unaligned_checkpoint_enabled", "force_unaligned_checkpoint_enabled"):
+        if _given(args, unaligned) and not any(a.endswith(("=false", "=False")) for a in args
+                                               if a.startswith(f"--{unaligned}")):
+            # A message is deleted when the checkpoint that covers it completes; that
+            # means delivered only if the checkpoint waits for the data before it.
+            raise CollectorError("RUN-004", f"--{unaligned}: unaligned checkpoints complete "
+                                            "before the events they cover are delivered; the "
+                                            "collector needs aligned ones")
     if not given.get("streaming"):
         log.info("on Flink the collector runs in streaming mode (--streaming): only then are "
                  "SQS messages deleted, after the checkpoint that covers them")
