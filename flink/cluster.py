@@ -12,7 +12,7 @@
 Processes, each in its own process group, with its log under <state>/logs:
 JobManager and TaskManager (JVMs from the `apache-flink-libraries` sdist on PyPI),
 the Beam Flink job server (a JVM on the classpath flink/pom.xml resolves) and the
-Beam Python SDK worker pool (flink/worker_pool.py). Ports are picked free at start
+Beam Python SDK worker pool (awscollector/flink/worker_pool.py). Ports are picked free at start
 and written, with the pids, to <state>/state.json. Everything binds 127.0.0.1
 except Beam's gRPC servers, which bind every interface (flink/README.md).
 
@@ -333,7 +333,8 @@ def up(state: Path, slots: int) -> dict:
         save(state, st)
 
         st["processes"]["worker-pool"] = spawn(state, "worker-pool", [
-            sys.executable, str(HERE / "worker_pool.py"), "--port", str(ports["worker_pool"]),
+            sys.executable, "-m", "awscollector.flink.worker_pool",
+            "--port", str(ports["worker_pool"]),
             "--log-dir", str(state / "logs")], env=worker_env())
         save(state, st)
         wait_for("job-server", lambda: listening(ports["job"]), st["processes"]["job-server"])

@@ -3,9 +3,10 @@
 Beam's own `worker_pool_main` listens on every interface, starts each worker with
 whatever `python` is first on PATH, and gives it a stdout pipe nobody reads (a
 worker that prints enough blocks). This one binds 127.0.0.1, starts workers with
-this interpreter and writes each worker's output to its own log file.
+this interpreter and writes each worker's output to its own log file (or, without
+``--log-dir``, to its own output: the pod's log, as a Kubernetes sidecar).
 
-    python flink/worker_pool.py --port 50000 --log-dir logs/
+    python -m awscollector.flink.worker_pool --port 50000 [--log-dir logs/]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ HARNESS = (
 
 
 class LoopbackWorkerPool(BeamFnExternalWorkerPoolServicer):
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path | None):
         super().__init__(use_process=True)
         self._log_dir = log_dir
 
@@ -41,9 +42,12 @@ class LoopbackWorkerPool(BeamFnExternalWorkerPoolServicer):
         try:
             cmd = [sys.executable, "-c", HARNESS.format(
                 url=request.control_endpoint.url, worker_id=request.worker_id)]
-            with open(self._log_dir / f"sdk-worker-{request.worker_id}.log", "ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                        close_fds=True)
+            if self._log_dir is None:
+                proc = subprocess.Popen(cmd, close_fds=True)  # our own output
+            else:
+                with open(self._log_dir / f"sdk-worker-{request.worker_id}.log", "ab") as out:
+                    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            close_fds=True)
             self._worker_processes[request.worker_id] = proc
             log.info("started worker %s (pid %d) for %s", request.worker_id, proc.pid,
                      request.control_endpoint.url)
@@ -72,7 +76,8 @@ class LoopbackWorkerPool(BeamFnExternalWorkerPoolServicer):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--log-dir", type=Path, default=None,
+                        help="one log file per worker here (default: this process's output)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         force=True)  # importing Beam already configured the root logger
