@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench lint install clean flink-up flink-down flink-status
+.PHONY: demo test bench bench-flink lint install clean flink-up flink-down flink-status
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/vpc_flow_bench.py
+
+# Starts its own Flink cluster (flink/cluster.py; java and mvn the first time), stops it.
+bench-flink: $(STAMP)
+	$(PY) benchmarks/flink_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check awscollector tests benchmarks
