@@ -1,4 +1,4 @@
-"""Load and validate the collector's YAML config (see CONTRACT.md, "Config file").
+"""Load and validate the collector's YAML config.
 
 Every problem found is reported at once, each with a stable code (docs/errors.md) and
 the dotted path of the value as the user wrote it::

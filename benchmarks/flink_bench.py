@@ -49,6 +49,7 @@ from vpc_flow_bench import (
     ENV,
     POLL_SECONDS,
     TABLE,
+    Rates,
     Seeded,
     collector_config,
     dead_letter_lines,
@@ -194,7 +195,7 @@ def log_problems(state_dir: Path, limit: int = 6) -> list[str]:
 
 
 @dataclass
-class Phase:
+class Phase(Rates):
     phase: str
     round: int
     expected: int
@@ -216,24 +217,6 @@ class Phase:
     other_cpu: float | None
     queue_left: int = 0
     flink: dict = field(default_factory=dict)  # job timestamps, checkpoints
-
-    @property
-    def seconds(self) -> float:
-        return self.active if self.active is not None else self.wall
-
-    @property
-    def events_per_second(self) -> float:
-        return self.expected / self.seconds
-
-    @property
-    def mb_per_second(self) -> float:
-        return self.uncompressed_bytes / 1e6 / self.seconds
-
-    @property
-    def steady_events_per_second(self) -> float | None:
-        if self.active is None or self.first_event is None or self.active <= self.first_event:
-            return None
-        return (self.expected - self.first_count) / (self.active - self.first_event)
 
     @property
     def duplicates(self) -> int:

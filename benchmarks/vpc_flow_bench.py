@@ -113,22 +113,14 @@ def baseline_worker(spec: dict) -> int:
 # -- measuring a child process
 
 
-@dataclass
-class Phase:
-    phase: str
-    round: int
+class Rates:
+    """The figures of a phase that come from its counts and times (both benchmarks)."""
+
     expected: int
-    received: int
-    wall: float  # process start to exit
-    active: float | None  # process start to the relay having every expected event
-    first_event: float | None  # process start to the relay's first event
-    first_count: int  # events the relay had at first_event (a whole first batch)
-    cpu: float  # user + system seconds of the child
-    peak_rss_mb: float
-    aws_cpu: float | None  # the moto server's CPU seconds meanwhile
-    relay_cpu: float  # this process's: the relay's threads (and the polling)
-    other_cpu: float | None  # the rest of the machine's busy CPU seconds: noise
-    exit_code: int
+    wall: float
+    active: float | None
+    first_event: float | None
+    first_count: int
     uncompressed_bytes: int
 
     @property
@@ -149,6 +141,25 @@ class Phase:
         if self.active is None or self.first_event is None or self.active <= self.first_event:
             return None
         return (self.expected - self.first_count) / (self.active - self.first_event)
+
+
+@dataclass
+class Phase(Rates):
+    phase: str
+    round: int
+    expected: int
+    received: int
+    wall: float  # process start to exit
+    active: float | None  # process start to the relay having every expected event
+    first_event: float | None  # process start to the relay's first event
+    first_count: int  # events the relay had at first_event (a whole first batch)
+    cpu: float  # user + system seconds of the child
+    peak_rss_mb: float
+    aws_cpu: float | None  # the moto server's CPU seconds meanwhile
+    relay_cpu: float  # this process's: the relay's threads (and the polling)
+    other_cpu: float | None  # the rest of the machine's busy CPU seconds: noise
+    exit_code: int
+    uncompressed_bytes: int
 
 
 def machine_busy_seconds() -> float | None:

@@ -25,7 +25,7 @@ from awscollector.config import (
     summary,
 )
 
-# The example of CONTRACT.md, "Config file".
+# The full example config: every block and service the config knows.
 CONTRACT_EXAMPLE = """\
 globals:
   debug: false

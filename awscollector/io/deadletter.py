@@ -1,6 +1,6 @@
 """Dead letters: input that cannot be delivered, kept with its error and notification.
 
-Each entry is one JSON line (CONTRACT.md)::
+Each entry is one JSON line::
 
     {"time": ..., "service": ..., "region": ..., "source": {...}, "code": ...,
      "error": ..., "notification": ...}
