@@ -323,7 +323,7 @@ def test_a_dead_letter_larger_than_an_sqs_message_does_not_block_the_queue(
     entries = [json.loads(m["Body"]) for m in got]
     # One entry per batch of lines with bad lines (the 1.5 MB of them span two batches).
     assert entries and {e["code"] for e in entries} == {"SRC-004"}
-    assert sum(e["source"]["bad_lines"] for e in entries) == 100
+    assert sum(e["source"]["rejected"] for e in entries) == 100
 
 
 # -- AccessDenied on one object, with an IAM-enforcing moto ---------------------------------

@@ -180,9 +180,9 @@ def test_bad_objects_are_dead_lettered_and_good_ones_delivered(embedded_aws, rel
                           "notification"}
         assert e["service"] == "non-cloudwatch-logs" and e["region"] == "us-east-1"
     truncated = next(e for e in entries if e["code"] == "SRC-001")
-    assert truncated["source"]["lines_read"] == by_object[2] + 1  # + the header line
+    assert truncated["source"]["records_read"] == by_object[2]  # the header is no record
     assert truncated["notification"]["Records"][0]["s3"]["bucket"]["name"] == bucket
-    assert next(e for e in entries if e["code"] == "SRC-004")["source"]["lines"] == [
+    assert next(e for e in entries if e["code"] == "SRC-004")["source"]["records"] == [
         "2 too short"]
     assert next(e for e in entries if e["code"] == "SRC-005")["notification"] == "not json"
     # Every message ends as events or dead letters: none is left behind.

@@ -1,26 +1,34 @@
-"""Stream S3 objects as batches of lines, decompressed by their magic bytes.
+"""Stream S3 objects as batches of records, framed by their format.
 
-``ReadS3Lines`` takes ``ObjectTask`` elements (an object announced by an SQS
-message) and emits ``LineBatch`` elements of about ``batch_bytes`` of lines
-each. An object is never held whole in memory: it is read in chunks,
-decompressed as a stream and cut into batches as it goes. A read that breaks
-mid-object resumes with a ranged GET at the byte where it stopped.
+``ReadS3Records`` takes ``ObjectTask`` elements (an object announced by an SQS
+message, classified as a format of the registry, or to be sniffed) and emits
+``FormatBatch`` elements: about ``batch_bytes`` of records each, framed as the
+object's format says (lines, a JSON document's records, JSON lines, CSV lines,
+Parquet rows). An object is never held whole in memory: it is read in chunks,
+decompressed by its magic bytes as a stream and cut into batches as it goes (a
+Parquet object, which needs random access, is spooled to a temporary file). A
+read that breaks mid-object resumes with a ranged GET at the byte where it
+stopped.
 
-An object that cannot be read (gone, access denied, corrupt or binary data)
-becomes a ``DeadLetter`` on the ``DEAD_LETTER`` output, after the lines read
-before the fault have been emitted. Transient AWS errors that persist past the
-retries fail the bundle, so the message stays in SQS for the next attempt.
+An object that cannot be read (gone, access denied, corrupt, binary where text
+was expected, of no format we can tell) becomes a ``DeadLetter`` on the
+``DEAD_LETTER`` output, after the records read before the fault were emitted.
+Transient AWS errors that persist past the retries fail the bundle, so the
+message stays in SQS for the next attempt.
 
 Usage::
 
-    lines = tasks | beam.ParDo(ReadS3Lines(access)).with_outputs(DEAD_LETTER, main="lines")
+    batches = tasks | beam.ParDo(ReadS3Records(access, registry, types)).with_outputs(
+        DEAD_LETTER, main="batches")
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -37,6 +45,15 @@ from awscollector.transforms.decompress import (
     iter_line_batches,
     looks_binary,
 )
+from awscollector.transforms.formats import (
+    JSON_RECORDS,
+    PARQUET,
+    SNIFF,
+    Format,
+    RecordBatch,
+    Registry,
+)
+from awscollector.transforms.framing import _split_header, json_records, parquet_rows
 from awscollector.transforms.notifications import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -50,7 +67,7 @@ class ObjectTask(NamedTuple):
 
     message: SqsMessage
     ref: ObjectRef
-    kind: str = ""  # the source type it was classified as, e.g. "vpc_flow_logs"
+    kind: str = ""  # the format it was classified as, e.g. "vpc_flow_logs", or SNIFF
 
     @property
     def name(self) -> str:
@@ -65,14 +82,12 @@ class ObjectTask(NamedTuple):
             code, error, notification_of(m.body))
 
 
-class LineBatch(NamedTuple):
-    """Lines ``index``-th batch of an object; ``first_line`` is the object's first line
-    (a header for formats that have one)."""
+class FormatBatch(NamedTuple):
+    """A batch of records of an object, and its format's name."""
 
     task: ObjectTask
-    index: int
-    first_line: bytes
-    lines: list[bytes]
+    format: str
+    batch: RecordBatch
 
 
 def object_chunks(client, bucket: str, key: str, chunk_size: int = 1 << 20,
@@ -143,16 +158,67 @@ class _Guarded:
             self.fault = e
 
 
-class ReadS3Lines(beam.DoFn):
-    """ObjectTask -> LineBatch*, with DeadLetter on the DEAD_LETTER output."""
+_PARQUET_IN_MEMORY = 32 << 20  # bytes of a Parquet object kept in memory; the rest spills
+_SNIFF_BYTES = 4096
 
-    def __init__(self, access: AwsAccess, batch_bytes: int = 1 << 20) -> None:
+
+class _Read:
+    """One object's read: its batches so far, and what stopped it."""
+
+    def __init__(self, task: ObjectTask) -> None:
+        self.task = task
+        self.index = 0
+        self.records = 0
+        self.fault: CollectorError | None = None
+        self.partial: bytes | None = None  # a line a fault cut in two
+
+    def batches(self, fmt: Format, frames: Iterator[tuple[tuple[bytes, ...], list]]
+                ) -> Iterator[FormatBatch]:
+        for header, records in frames:
+            if not records:
+                continue
+            yield FormatBatch(self.task, fmt.name, RecordBatch(
+                self.task.name, self.task.ref.key, self.index, records, header))
+            self.index += 1
+            self.records += len(records)
+
+
+class _Stream:
+    """A file-like ``read`` over chunks, for copying into a file."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self._chunks, b"")
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+class ReadS3Records(beam.DoFn):
+    """ObjectTask -> FormatBatch*, with DeadLetter on the DEAD_LETTER output.
+
+    Args:
+      access: an ``AwsAccess``.
+      registry: the run's formats (``transforms/registry.py``).
+      types: the config types of the service: the formats a sniff may pick.
+      batch_bytes: about this much of an object per batch.
+    """
+
+    def __init__(self, access: AwsAccess, registry: Registry, types: Iterable[str] = (),
+                 batch_bytes: int = 1 << 20) -> None:
         self._access = access
+        self._registry = registry
+        self._types = tuple(types)
         self._batch_bytes = batch_bytes
 
     def setup(self) -> None:
         self._objects = Metrics.counter("s3", "objects_read")
-        self._lines = Metrics.counter("s3", "lines_read")
+        self._records = Metrics.counter("s3", "lines_read")
         self._bytes = Metrics.counter("s3", "bytes_read")
         self._debug = log.isEnabledFor(logging.DEBUG)  # once, not per object or chunk
 
@@ -162,48 +228,87 @@ class ReadS3Lines(beam.DoFn):
         sizes = [0, 0]  # bytes read from S3; bytes after decompression (counted if debug)
         client = self._access.client("s3", task.message.region)
         raw = object_chunks(client, ref.bucket, ref.key)
-        chunks = decompressed_chunks(self._counted(raw, sizes), task.name)
-        if self._debug:
-            chunks = _measured(chunks, sizes)
-        text = _Guarded(_text_only(chunks, task.name))
-        index, lines_read, first_line = 0, 0, b""
-        pending: list[bytes] | None = None  # one batch held back: the last may end cut
+        read = _Read(task)
         try:
-            for lines in iter_line_batches(text, self._batch_bytes):
-                if pending is not None:
-                    yield LineBatch(task, index, first_line, pending)
-                    index += 1
-                    lines_read += len(pending)
-                if index == 0 and pending is None:
-                    first_line = lines[0]
-                pending = lines
+            fmt, raw_chunks, chunks = self._format(task, self._counted(raw, sizes), sizes)
+            if fmt is None:
+                read.fault = CollectorError(
+                    "SRC-006", f"{task.name}: cannot tell its log type from its key or its "
+                               f"first bytes (expected one of {', '.join(self._types)})")
+            else:
+                read.task = task._replace(kind=fmt.name)
+                yield from read.batches(fmt, self._frame(fmt, read, raw_chunks, chunks))
         except CollectorError as e:  # an AWS error while reading: retryable ones fail the run
-            text.fault = text.fault or e
+            read.fault = read.fault or e
         finally:
             raw.close()
-        fault = text.fault
+        fault = read.fault
         if self._debug:
             log.debug("s3 GetObject s3://%s/%s: %d bytes, %d uncompressed, %.3fs%s",
                       ref.bucket, ref.key, sizes[0], sizes[1], time.monotonic() - started,
                       f", stopped by {fault.code}" if fault is not None else "")
-        partial = None
-        if pending and fault is not None and not text.ended_with_newline:
-            partial = pending.pop()  # the line the fault cut in two: not an event
-        if pending:
-            yield LineBatch(task, index, first_line, pending)
-            lines_read += len(pending)
         if fault is None:
             self._objects.inc()
-            self._lines.inc(lines_read)
+            self._records.inc(read.records)
             return
         if fault.code.startswith("SRC-") or fault.code in _DEAD_LETTER_AWS_CODES:
-            extra = {"lines_read": lines_read}
-            if partial is not None:
-                extra["partial_line"] = partial[:1000].decode("utf-8", "replace")
+            extra = {"records_read": read.records}
+            if read.partial is not None:
+                extra["partial_line"] = read.partial[:1000].decode("utf-8", "replace")
             yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER, task.dead_letter(fault.code, fault.message, **extra))
+                DEAD_LETTER, read.task.dead_letter(fault.code, fault.message, **extra))
             return
         raise fault
+
+    def _format(self, task: ObjectTask, raw: Iterator[bytes], sizes: list[int]):
+        """The object's format, and its raw and decompressed chunks (nothing consumed)."""
+        raw_head = next(raw, b"")
+        raw_chunks = _chain(raw_head, raw)
+        chunks = decompressed_chunks(raw_chunks, task.name)
+        if self._debug:
+            chunks = _measured(chunks, sizes)
+        if task.kind != SNIFF:
+            return self._registry[task.kind], raw_chunks, chunks
+        head = b""
+        if not raw_head.startswith(b"PAR1"):  # decompressing Parquet would read it all
+            head = next(chunks, b"")
+            chunks = _chain(head, chunks)
+        return self._registry.sniff(head[:_SNIFF_BYTES], self._types,
+                                    raw_head[:_SNIFF_BYTES]), raw_chunks, chunks
+
+    def _frame(self, fmt: Format, read: _Read, raw: Iterator[bytes],
+               chunks: Iterator[bytes]) -> Iterator[tuple[tuple[bytes, ...], list]]:
+        """(header, records) batches of the object, as its framing cuts them."""
+        name = read.task.name
+        if fmt.framing == PARQUET:
+            with tempfile.SpooledTemporaryFile(_PARQUET_IN_MEMORY) as spool:
+                shutil.copyfileobj(_Stream(raw), spool)
+                spool.seek(0)
+                for rows in parquet_rows(spool, name):
+                    yield (), rows
+            return
+        text = _text_only(chunks, name)
+        if fmt.framing == JSON_RECORDS:
+            for records in json_records(text, fmt.records_field, name, self._batch_bytes):
+                yield (), records
+            return
+        # LINES, CSV, JSON_LINES. The last batch is held back: a fault may have cut its
+        # last line in two, and that piece is no record.
+        guarded = _Guarded(text)
+        header: tuple[bytes, ...] | None = None
+        pending: list[bytes] | None = None
+        for lines in iter_line_batches(guarded, self._batch_bytes):
+            if header is None:
+                header, lines = _split_header(lines, fmt.header)
+            if pending:
+                yield header, pending
+            pending = lines
+        if pending and guarded.fault is not None and not guarded.ended_with_newline:
+            read.partial = pending.pop()
+        if pending:
+            yield header or (), pending
+        if guarded.fault is not None:
+            raise guarded.fault
 
     def _counted(self, chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
         for chunk in chunks:

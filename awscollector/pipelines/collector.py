@@ -25,27 +25,26 @@ from awscollector.io.devo import DevoTarget, WriteToDevo
 from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
 from awscollector.io.stop import StopSignal
-from awscollector.pipelines import non_cloudwatch_logs
 from awscollector.pipelines.context import RunContext, ServicePlan
 from awscollector.pipelines.idle import QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
+from awscollector.pipelines.s3_services import S3_SERVICES
+from awscollector.transforms.formats import Registry
+from awscollector.transforms.registry import default_registry
 
 log = logging.getLogger(__name__)
 
 # service name -> expand(pbegin, plan, ctx) -> {"events": ..., "dead_letter/...": ...}
-SERVICES: dict[str, Callable] = {
-    non_cloudwatch_logs.SERVICE: non_cloudwatch_logs.expand,
-}
-# The Devo table each service writes by default (for summary rows with no events yet).
-DEFAULT_TABLES = {non_cloudwatch_logs.SERVICE: non_cloudwatch_logs.VPC_TABLE}
+SERVICES: dict[str, Callable] = {name: s.expand for name, s in S3_SERVICES.items()}
 
 
 def config_globals(config):
     return getattr(config, "globals_", None) or config.globals
 
 
-def plan_services(config) -> list[ServicePlan]:
+def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]:
     """The services this version runs, with their regions and SQS readers."""
+    registry = registry or default_registry()
     aws = config.inputs.aws
     plans = []
     if not aws.enabled:
@@ -62,7 +61,9 @@ def plan_services(config) -> list[ServicePlan]:
             readers = getattr(service, "readers", None) or 1
             queues = [SqsQueue(name, region, queue, reader)
                       for region in regions for reader in range(readers)]
-        plans.append(ServicePlan(name, service, regions, queues))
+        formats = registry.of_types(S3_SERVICES[name].types(service))
+        plans.append(ServicePlan(name, service, regions, queues,
+                                 formats[0].table if formats else "-"))
     return plans
 
 
@@ -80,7 +81,7 @@ def output_transform(name: str, output) -> beam.PTransform:
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
-                   sqs_options: dict) -> AwsAccess:
+                   sqs_options: dict, registry: Registry | None = None) -> AwsAccess:
     """Adds every service, its dead letters and its outputs; returns the run's AWS access."""
     aws = config.inputs.aws
     parallelism = sum(len(p.queues) for p in plans) or 1
@@ -88,7 +89,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
     g = config_globals(config)
     dl_region = (aws.regions or ["us-east-1"])[0]
     dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
-    ctx = RunContext(access, dl_target, sqs_options)
+    ctx = RunContext(access, dl_target, registry or default_registry(), sqs_options)
     for plan in plans:
         named = SERVICES[plan.name](pipeline, plan, ctx)
         for key, pcoll in named.items():
@@ -109,7 +110,8 @@ def run_collector(config, beam_args: list[str] | None = None,
     On the DirectRunner the readers see ``stop`` themselves; on Flink this process
     watches it and stops the job with a savepoint (io/stop.py, flink/rest.py).
     """
-    plans = plan_services(config)
+    registry = default_registry()
+    plans = plan_services(config, registry)
     if not plans:
         raise CollectorError("CFG-012", "no enabled service is available in this version")
     setup = runner_setup(beam_args or [])
@@ -123,7 +125,7 @@ def run_collector(config, beam_args: list[str] | None = None,
         pipeline = beam.Pipeline(options=setup.options)
     except (ValueError, TypeError) as e:  # e.g. an unknown --runner
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
-    access = build_pipeline(pipeline, config, plans, sqs_options)
+    access = build_pipeline(pipeline, config, plans, sqs_options, registry)
     try:
         result = pipeline.run()
         if setup.on_flink:
@@ -213,7 +215,7 @@ def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
     for plan in plans:
         for region in plan.regions:
             tables = sorted(t for (s, r, t) in delivered if s == plan.name and r == region)
-            tables = tables or [DEFAULT_TABLES.get(plan.name, "-")]
+            tables = tables or [plan.default_table]
             for i, table in enumerate(tables):
                 rows.append((plan.name, region, table, delivered.get((plan.name, region, table), 0),
                              dead.get((plan.name, region), 0) if i == 0 else 0))

@@ -8,12 +8,14 @@ from typing import Any
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DeadLetterTarget
 from awscollector.io.sqs import SqsQueue
+from awscollector.transforms.formats import Registry
 
 
 @dataclass
 class RunContext:
     access: AwsAccess
     dead_letter: DeadLetterTarget
+    registry: Registry
     sqs_options: dict[str, Any] = field(default_factory=dict)  # ReadFromSqs keyword arguments
 
 
@@ -25,6 +27,7 @@ class ServicePlan:
     config: Any  # the service's config model
     regions: list[str]
     queues: list[SqsQueue] = field(default_factory=list)
+    default_table: str = "-"  # for summary rows of a service that delivered nothing
 
     @property
     def label(self) -> str:

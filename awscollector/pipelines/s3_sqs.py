@@ -1,17 +1,18 @@
 """The S3+SQS spine shared by every source that AWS writes to S3 and announces by SQS.
 
-    SQS message -> notification -> ObjectTask (classified) -> LineBatch
+    SQS message -> notification -> ObjectTask (classified by key) -> FormatBatch
+      (framed by its format) -> EventBatch per Devo table (parsed by its format)
 
-``ReadLinesFromS3Sqs`` composes the SQS reader, the notification parser, a
-classifier (which source type an object is) and the S3 line reader. It returns
-the line batches and the dead letters of each step; a service's pipeline parses
-the lines of its format and writes the results.
+``ReadFromS3Sqs`` composes the SQS reader, the notification parser, the
+classifier (which format an object is, from the registry), the S3 reader and
+the one generic parse step. It knows no format itself: a service says which
+config types it collects, and the registry has the formats of those types.
 
 Usage::
 
-    read = pipeline | ReadLinesFromS3Sqs(queues, access, classify=my_classifier)
-    read["lines"] | beam.ParDo(MyParser()) | WriteToDevo(target)
-    for name, pcoll in read.items():
+    out = pipeline | ReadFromS3Sqs(queues, access, registry, types=("vpc_flow_logs",))
+    out["events"] | WriteToDevo(target)
+    for name, pcoll in out.items():
         if name.startswith(DEAD_LETTER):
             pcoll | f"DL {name}" >> WriteDeadLetters(dl_target)
 """
@@ -19,7 +20,8 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -27,23 +29,28 @@ from apache_beam.metrics import Metrics
 from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
-from awscollector.io.s3 import ObjectTask, ReadS3Lines
+from awscollector.io.delivery import EventBatch
+from awscollector.io.s3 import FormatBatch, ObjectTask, ReadS3Records
 from awscollector.io.sqs import ReadFromSqs, SqsMessage, SqsQueue
-from awscollector.transforms.notifications import ObjectRef, parse_notification
+from awscollector.transforms.flatten import flatten_message
+from awscollector.transforms.formats import SKIP, Registry
+from awscollector.transforms.notifications import parse_notification
 
 log = logging.getLogger(__name__)
 
-SKIP = "skip"  # a classifier's answer for objects collected on purpose by no one
-
-# classify(ref) -> a type name, SKIP, or raises CollectorError (-> dead letter)
-Classifier = Callable[[ObjectRef], str]
+MAX_SAMPLES = 100  # rejected records kept in one dead-letter entry
 
 
 class ExtractObjects(beam.DoFn):
-    """SqsMessage -> ObjectTask per announced object; test events are skipped."""
+    """SqsMessage -> ObjectTask per announced object of one of ``types``.
 
-    def __init__(self, classify: Classifier) -> None:
-        self._classify = classify
+    Test events, and objects of types the service does not collect or skips on
+    purpose (CloudTrail digest files), are counted and logged, not dead-lettered.
+    """
+
+    def __init__(self, registry: Registry, types: Iterable[str]) -> None:
+        self._registry = registry
+        self._types = tuple(types)
 
     def setup(self) -> None:
         self._skipped = Metrics.counter("s3_sqs", "skipped")
@@ -71,44 +78,117 @@ class ExtractObjects(beam.DoFn):
         for ref in notification.objects:
             task = ObjectTask(message, ref)
             try:
-                kind = self._classify(ref)
+                found = self._registry.classify(ref.key, self._types)
             except CollectorError as e:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, task.dead_letter(e.code, e.message))
                 continue
-            if kind == SKIP:
-                log.info("skipped s3://%s/%s: not a type %s collects", ref.bucket, ref.key,
-                         message.service)
+            if found.kind == SKIP:
+                log.info("skipped s3://%s/%s (%s): %s", ref.bucket, ref.key, message.service,
+                         found.reason)
                 self._skipped.inc()
                 continue
-            yield task._replace(kind=kind)
+            yield task._replace(kind=found.kind)
 
 
-class ReadLinesFromS3Sqs(beam.PTransform):
-    """Reads the lines of the S3 objects announced on SQS queues.
+class ParseBatches(beam.DoFn):
+    """FormatBatch -> EventBatch per Devo table, by the batch's format's parser.
+
+    What a parser rejects is dead-lettered, one entry per code and batch with up to
+    100 of the records; a parser that rejects the whole object (its header, say)
+    gets one entry for the object, and nothing of it is delivered.
+
+    Args:
+      registry: the run's formats.
+      options: the service's options, given to every parser (``auto_event_type``,
+        ...); ``flatten: true`` flattens the messages of JSON formats.
+    """
+
+    def __init__(self, registry: Registry, options: Mapping[str, Any] | None = None) -> None:
+        self._registry = registry
+        self._options = dict(options or {})
+
+    def setup(self) -> None:
+        self._rejected = Metrics.counter("parse", "rejected_records")
+        self._flatten = bool(self._options.get("flatten"))
+
+    def process(self, item: FormatBatch):
+        task, batch = item.task, item.batch
+        fmt = self._registry[item.format]
+        try:
+            parsed = fmt.parse(batch, self._options)
+        except CollectorError as e:
+            if batch.index == 0:  # one entry per object, for its first batch
+                source = {}
+                if batch.header:
+                    source["header"] = batch.header[0][:500].decode("utf-8", "replace")
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, task.dead_letter(
+                    e.code, e.message + " (nothing of this object was delivered)", **source))
+            return
+        service, region = task.message.service, task.message.region
+        for table, messages in parsed.events.items():
+            if self._flatten and fmt.json_messages:
+                messages = [flatten_message(m) for m in messages]
+            yield EventBatch(table, messages, service, region)
+        if parsed.rejected:
+            self._rejected.inc(len(parsed.rejected))
+            yield from self._dead_letters(task, batch.index, parsed.rejected)
+
+    @staticmethod
+    def _dead_letters(task: ObjectTask, index: int, rejected: list):
+        by_code: dict[str, list] = {}
+        for r in rejected:
+            by_code.setdefault(r.code, []).append(r)
+        for code, group in by_code.items():
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, task.dead_letter(
+                code, f"{task.name}: {group[0].reason}", batch=index, rejected=len(group),
+                records=[_shown(r.record) for r in group[:MAX_SAMPLES]]))
+
+
+def _shown(record: Any) -> Any:
+    """A rejected record as a dead-letter entry keeps it: text, or JSON as it was."""
+    if isinstance(record, bytes):
+        return record[:1000].decode("utf-8", "replace")
+    if isinstance(record, str):
+        return record[:1000]
+    return record
+
+
+class ReadFromS3Sqs(beam.PTransform):
+    """Collects the S3 objects of ``types`` announced on SQS queues, as Devo events.
 
     Args:
       queues: the readers (``SqsQueue``), one per queue, region and reader index.
       access: an ``AwsAccess``.
-      classify: tells each object's type from its reference.
-      sqs_options: keyword arguments for ``ReadFromSqs`` (idle_seconds, ...).
+      registry: the run's formats.
+      types: the config types the service collects.
+      options: the service's parser options (``flatten``, ``auto_event_type``, ...).
+      sqs_options: keyword arguments for ``ReadFromSqs`` (idle_seconds, stop, ...).
+
+    Returns ``{"events": EventBatch, "dead_letter/<step>": DeadLetter, ...}``.
     """
 
-    def __init__(self, queues: list[SqsQueue], access: AwsAccess, classify: Classifier,
+    def __init__(self, queues: list[SqsQueue], access: AwsAccess, registry: Registry,
+                 types: Iterable[str], options: Mapping[str, Any] | None = None,
                  **sqs_options) -> None:
         super().__init__()
         self._queues = queues
         self._access = access
-        self._classify = classify
+        self._registry = registry
+        self._types = tuple(types)
+        self._options = dict(options or {})
         self._sqs_options = sqs_options
 
     def expand(self, pbegin) -> dict[str, beam.PCollection]:
-        """Returns {"lines": LineBatch, "dead_letter/<step>": DeadLetter, ...}."""
         messages = pbegin | "ReadSqs" >> ReadFromSqs(self._queues, self._access,
                                                      **self._sqs_options)
         tasks = messages | "Notifications" >> beam.ParDo(
-            ExtractObjects(self._classify)).with_outputs(DEAD_LETTER, main="tasks")
-        lines = tasks.tasks | "ReadS3" >> beam.ParDo(
-            ReadS3Lines(self._access)).with_outputs(DEAD_LETTER, main="lines")
-        return {"lines": lines.lines,
+            ExtractObjects(self._registry, self._types)).with_outputs(DEAD_LETTER, main="tasks")
+        batches = tasks.tasks | "ReadS3" >> beam.ParDo(
+            ReadS3Records(self._access, self._registry, self._types)).with_outputs(
+                DEAD_LETTER, main="batches")
+        parsed = batches.batches | "Parse" >> beam.ParDo(
+            ParseBatches(self._registry, self._options)).with_outputs(DEAD_LETTER, main="events")
+        return {"events": parsed.events,
                 f"{DEAD_LETTER}/notifications": tasks[DEAD_LETTER],
-                f"{DEAD_LETTER}/objects": lines[DEAD_LETTER]}
+                f"{DEAD_LETTER}/objects": batches[DEAD_LETTER],
+                f"{DEAD_LETTER}/parse": parsed[DEAD_LETTER]}

@@ -33,12 +33,14 @@ is skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
+from typing import Any
 
 from awscollector.errors import CollectorError
+from awscollector.transforms.formats import FIRST_LINE, LINES, Format, Parsed, RecordBatch
 
 DEFAULT_FIELDS: tuple[str, ...] = (
     "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
@@ -85,18 +87,19 @@ class VpcFlowFormat:
 
 def parse_header(line: bytes, name: str = "") -> VpcFlowFormat:
     """Read the header line of a log file; SRC-003 if it is not one."""
+    where = f"{name}: " if name else ""
     fields = tuple(line.decode("utf-8", "replace").split())
     if not fields:
-        raise CollectorError("SRC-003", f"{name}: not a VPC Flow Logs header: empty line")
+        raise CollectorError("SRC-003", f"{where}not a VPC Flow Logs header: empty line")
     seen: set[str] = set()
     for word in fields:
         if word not in _KNOWN:
             raise CollectorError(
-                "SRC-003", f"{name}: not a VPC Flow Logs header: unknown field {word[:40]!r}"
+                "SRC-003", f"{where}not a VPC Flow Logs header: unknown field {word[:40]!r}"
             )
         if word in seen:
             raise CollectorError(
-                "SRC-003", f"{name}: not a VPC Flow Logs header: duplicate field {word!r}"
+                "SRC-003", f"{where}not a VPC Flow Logs header: duplicate field {word!r}"
             )
         seen.add(word)
     return VpcFlowFormat(fields, fields == DEFAULT_FIELDS)
@@ -227,3 +230,46 @@ def _record_json(plan: _Plan, line: bytes) -> bytes | None:
         else:
             return None
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- the format, for the registry (transforms/registry.py)
+
+TABLE = "cloud.aws.vpc.flow"
+
+
+@lru_cache(maxsize=256)
+def _format_of(header: bytes) -> VpcFlowFormat:
+    return parse_header(header)
+
+
+def parse(batch: RecordBatch, options: Mapping[str, Any]) -> Parsed:
+    """A batch of a text log file: its header line names the fields (SRC-003 if it
+    does not); lines that do not match it are rejected with SRC-004."""
+    header = batch.header[0] if batch.header else b""
+    try:
+        fmt = _format_of(header)
+    except CollectorError as e:
+        raise CollectorError(e.code, f"{batch.source}: {e.message}") from None
+    parsed = Parsed()
+    messages, bad = to_messages(fmt, batch.records)
+    parsed.extend(TABLE, messages)
+    reason = f"{len(bad)} lines do not match the header ({len(fmt.fields)} fields)"
+    for line in bad:
+        parsed.reject("SRC-004", reason, line)
+    return parsed
+
+
+def looks_like_header(head: bytes) -> bool:
+    """Whether an object's first line is a VPC Flow Logs header (for objects whose
+    key does not say what they are)."""
+    try:
+        parse_header(head.split(b"\n", 1)[0].rstrip(b"\r"))
+    except CollectorError:
+        return False
+    return True
+
+
+FORMAT = Format(
+    name="vpc_flow_logs", type="vpc_flow_logs", table=TABLE, parse=parse, framing=LINES,
+    header=FIRST_LINE, keys=(r"(^|/)vpcflowlogs/(?!.*\.parquet$)",), sniff=looks_like_header,
+)

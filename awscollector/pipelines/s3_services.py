@@ -1,0 +1,38 @@
+"""The services that collect what AWS (or Cisco) writes to S3 and announces by SQS.
+
+Each is a declaration: its name, the config types it collects (their formats are
+in the registry) and the options its parsers get. The spine (s3_sqs.py) does
+the rest, the same way for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+
+from awscollector.pipelines.context import RunContext, ServicePlan
+from awscollector.pipelines.s3_sqs import ReadFromS3Sqs
+
+
+@dataclass(frozen=True)
+class S3Service:
+    name: str
+    types: Callable[[Any], tuple[str, ...]]  # service config -> the types it collects
+    options: Callable[[Any], dict[str, Any]] = lambda config: {}
+
+    def expand(self, pbegin, plan: ServicePlan, ctx: RunContext) -> dict[str, beam.PCollection]:
+        """The service's events and dead letters, as named PCollections."""
+        options = {"flatten": bool(getattr(plan.config, "flatten", False)),
+                   **self.options(plan.config)}
+        return pbegin | f"{plan.label} S3+SQS" >> ReadFromS3Sqs(
+            plan.queues, ctx.access, ctx.registry, self.types(plan.config), options,
+            **ctx.sqs_options)
+
+
+NON_CLOUDWATCH_LOGS = S3Service(
+    "non-cloudwatch-logs", types=lambda config: tuple(config.types))
+
+S3_SERVICES: dict[str, S3Service] = {s.name: s for s in (NON_CLOUDWATCH_LOGS,)}

@@ -1,0 +1,22 @@
+"""The formats the collector knows: one line per format module.
+
+    registry = default_registry()            # a new Registry of the built-in formats
+    registry.register(my_module.FORMAT)      # a format of your own (README: "Writing
+                                             # your own format")
+
+Order matters where key patterns overlap: formats are tried in this order.
+"""
+
+from __future__ import annotations
+
+from awscollector.transforms import vpcflow
+from awscollector.transforms.formats import Format, Registry
+
+BUILTIN: tuple[Format, ...] = (
+    vpcflow.FORMAT,
+)
+
+
+def default_registry() -> Registry:
+    """A registry of the built-in formats; each run gets its own (custom formats join)."""
+    return Registry(BUILTIN)
