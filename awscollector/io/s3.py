@@ -40,11 +40,7 @@ from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
 from awscollector.io.sqs import SqsMessage
-from awscollector.transforms.decompress import (
-    decompressed_chunks,
-    iter_line_batches,
-    looks_binary,
-)
+from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
     JSON_RECORDS,
     PARQUET,
@@ -53,7 +49,7 @@ from awscollector.transforms.formats import (
     RecordBatch,
     Registry,
 )
-from awscollector.transforms.framing import _split_header, json_records, parquet_rows
+from awscollector.transforms.framing import frame_lines, json_records, parquet_rows
 from awscollector.transforms.notifications import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -295,18 +291,15 @@ class ReadS3Records(beam.DoFn):
         # LINES, CSV, JSON_LINES. The last batch is held back: a fault may have cut its
         # last line in two, and that piece is no record.
         guarded = _Guarded(text)
-        header: tuple[bytes, ...] | None = None
-        pending: list[bytes] | None = None
-        for lines in iter_line_batches(guarded, self._batch_bytes):
-            if header is None:
-                header, lines = _split_header(lines, fmt.header)
-            if pending:
-                yield header, pending
-            pending = lines
-        if pending and guarded.fault is not None and not guarded.ended_with_newline:
-            read.partial = pending.pop()
-        if pending:
-            yield header or (), pending
+        pending: tuple[tuple[bytes, ...], list[bytes]] | None = None
+        for frame in frame_lines(guarded, fmt.header, self._batch_bytes):
+            if pending is not None:
+                yield pending
+            pending = frame
+        if pending is not None and guarded.fault is not None and not guarded.ended_with_newline:
+            read.partial = pending[1].pop()
+        if pending is not None:
+            yield pending
         if guarded.fault is not None:
             raise guarded.fault
 

@@ -179,24 +179,30 @@ class Registry:
         still skip the object: CloudTrail digest files). Else, if a format of another
         type matches, SKIP: an organization's log-archive bucket mixes many kinds,
         and a service collects only its own. No pattern at all: SNIFF if one of ours
-        can sniff; else with a single format of ours, that one (a custom key layout);
-        else SRC-006.
+        can sniff; else a format of ours that declares no key patterns takes any
+        key; else SRC-006.
         """
         ours = self.of_types(types)
+        names = {f.name for f in ours}
         for fmt in ours:
             if fmt.matches_key(key):
-                reason = fmt.skip(key) if fmt.skip else None
-                return Classified(SKIP, reason) if reason else Classified(fmt.name)
+                return self._taken(fmt, key)
         for fmt in self._formats.values():
-            if fmt not in ours and fmt.matches_key(key):
+            if fmt.name not in names and fmt.matches_key(key):
                 return Classified(SKIP, f"a {fmt.type} object, not a type this service "
                                         f"collects")
         if any(f.sniff for f in ours):
             return Classified(SNIFF)
-        if len(ours) == 1:
-            return Classified(ours[0].name)
+        for fmt in ours:
+            if not fmt.keys:
+                return self._taken(fmt, key)
         raise CollectorError("SRC-006", f"cannot tell the log type of key {key!r} (expected "
                                         f"one of {', '.join(sorted(set(types)))})")
+
+    @staticmethod
+    def _taken(fmt: Format, key: str) -> Classified:
+        reason = fmt.skip(key) if fmt.skip else None
+        return Classified(SKIP, reason) if reason else Classified(fmt.name)
 
     def sniff(self, head: bytes, types: Iterable[str], raw: bytes = b"") -> Format | None:
         """The first format of ``types`` whose sniff recognizes the object's first bytes

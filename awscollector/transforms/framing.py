@@ -30,25 +30,25 @@ MAX_RECORD = 32 << 20  # characters: a record not whole by then is malformed (or
 
 def frame_lines(chunks: Iterable[bytes], header: str | None = None,
                 batch_bytes: int = 1 << 20) -> Iterator[tuple[tuple[bytes, ...], list[bytes]]]:
-    """(header lines, record lines) per batch; the header is taken from the first batch."""
-    head: tuple[bytes, ...] | None = None
+    """(header lines, record lines) per batch; the header is read from the object's start
+    (it may span batches) and handed with every batch after it."""
+    head: list[bytes] = []
+    reading_header = header is not None
     for lines in iter_line_batches(chunks, batch_bytes):
-        if head is None:
-            head, lines = _split_header(lines, header)
+        if reading_header:
+            if header == FIRST_LINE:
+                n = 1
+            elif header == COMMENT_LINES:
+                n = 0
+                while n < len(lines) and lines[n].startswith(b"#"):
+                    n += 1
+            else:
+                raise ValueError(f"unknown header kind {header!r}")
+            head += lines[:n]
+            lines = lines[n:]
+            reading_header = not lines and header == COMMENT_LINES
         if lines:
-            yield head, lines
-
-
-def _split_header(lines: list[bytes], header: str | None) -> tuple[tuple[bytes, ...],
-                                                                    list[bytes]]:
-    if header == FIRST_LINE:
-        return (lines[0],), lines[1:]
-    if header == COMMENT_LINES:
-        n = 0
-        while n < len(lines) and lines[n].startswith(b"#"):
-            n += 1
-        return tuple(lines[:n]), lines[n:]
-    return (), lines
+            yield tuple(head), lines
 
 
 class _Text:
