@@ -1,0 +1,9 @@
+"""cisco-umbrella: Cisco Umbrella's logs in S3 (dns, ip, proxy, ...)."""
+
+from __future__ import annotations
+
+from awscollector.config.services.base import SqsService
+
+
+class CiscoUmbrella(SqsService):
+    NAME = "cisco-umbrella"
