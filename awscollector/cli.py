@@ -108,15 +108,20 @@ def cmd_validate(args) -> int:
     from awscollector.config import summary
 
     setup_logging()  # before Beam's import, whose GCP-extras warning it filters
-    from awscollector.pipelines.collector import SERVICES
+    from awscollector.pipelines.collector import availability
 
     config = _load(args.config)
     print(summary(config))
     aws = config.inputs.aws
-    for name in aws.enabled_services() if aws.enabled else ():
-        if name not in SERVICES:
-            print(f"RUN-002 inputs.aws.services.{name}: not available in this version;"
+    for name, service in (aws.enabled_services() if aws.enabled else {}).items():
+        runs, skipped_types = availability(name, service)
+        if not runs:
+            types = f" (types {', '.join(skipped_types)})" if skipped_types else ""
+            print(f"RUN-002 inputs.aws.services.{name}: not available in this version{types};"
                   " `run` will skip it", file=sys.stderr)
+        elif skipped_types:
+            print(f"RUN-002 inputs.aws.services.{name}.types: {', '.join(skipped_types)} not"
+                  " available in this version; `run` will skip them", file=sys.stderr)
     return 0
 
 

@@ -42,6 +42,19 @@ def config_globals(config):
     return getattr(config, "globals_", None) or config.globals
 
 
+def availability(name: str, service) -> tuple[bool, tuple[str, ...]]:
+    """Whether this version runs an enabled service, and which of its config types it
+    skips: audit-events-all collects ``audits_s3`` from S3, while ``audit_apis`` (an
+    API puller) is not available yet; with only that, the service is not run at all."""
+    if name not in SERVICES:
+        return False, ()
+    asked = tuple(getattr(service, "types", None) or ())
+    if name not in S3_SERVICES or not asked:
+        return True, ()
+    collected = S3_SERVICES[name].types(service)
+    return bool(collected), tuple(t for t in asked if t not in collected)
+
+
 def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]:
     """The services this version runs, with their regions and SQS readers."""
     registry = registry or default_registry()
@@ -50,10 +63,15 @@ def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]
     if not aws.enabled:
         return plans
     for name, service in aws.enabled_services().items():
-        if name not in SERVICES:
+        runs, skipped_types = availability(name, service)
+        if not runs:
             log.warning("RUN-002 service %s is enabled but not available in this version:"
-                        " skipped", name)
+                        " skipped%s", name,
+                        f" (types {', '.join(skipped_types)})" if skipped_types else "")
             continue
+        if skipped_types:
+            log.warning("RUN-002 service %s: types %s not available in this version: skipped",
+                        name, ", ".join(skipped_types))
         regions = aws.regions_for(name)
         queues = []
         queue = getattr(service, "sqs_queue_url", None) or getattr(service, "sqs_queue_name", None)

@@ -35,4 +35,10 @@ class S3Service:
 NON_CLOUDWATCH_LOGS = S3Service(
     "non-cloudwatch-logs", types=lambda config: tuple(config.types))
 
-S3_SERVICES: dict[str, S3Service] = {s.name: s for s in (NON_CLOUDWATCH_LOGS,)}
+# CloudTrail's files in S3; "audit_apis" (CloudTrail's LookupEvents API) is not an S3
+# type: the collector warns RUN-002 for it, and skips the service if it is all there is.
+AUDIT_EVENTS_ALL = S3Service(
+    "audit-events-all", types=lambda config: tuple(t for t in config.types if t == "audits_s3"),
+    options=lambda config: {"auto_event_type": bool(config.auto_event_type)})
+
+S3_SERVICES: dict[str, S3Service] = {s.name: s for s in (NON_CLOUDWATCH_LOGS, AUDIT_EVENTS_ALL,)}

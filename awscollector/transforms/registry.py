@@ -9,11 +9,12 @@ Order matters where key patterns overlap: formats are tried in this order.
 
 from __future__ import annotations
 
-from awscollector.transforms import vpcflow
+from awscollector.transforms import cloudtrail, vpcflow
 from awscollector.transforms.formats import Format, Registry
 
 BUILTIN: tuple[Format, ...] = (
     vpcflow.FORMAT,
+    cloudtrail.FORMAT,
 )
 
 
