@@ -158,7 +158,7 @@ def test_parquet_rows_by_row_group():
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=1000)
     buf.seek(0)
-    rows = [r for batch in parquet_rows(buf, "s3://b/k.parquet") for r in batch]
+    rows = [r for batch in parquet_rows(buf, "s3://b/k.parquet") for r in batch.to_pylist()]
     assert rows[0] == {"a": 0, "b": "v0"} and len(rows) == 2500
     with pytest.raises(CollectorError) as err:
         list(parquet_rows(io.BytesIO(b"PAR1 not really"), "s3://b/k.parquet"))

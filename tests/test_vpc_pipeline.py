@@ -13,8 +13,17 @@ import os
 
 import pytest
 
-from awscollector.embedded.seed import CUSTOM_FIELDS, vpc_key, vpc_object
+from awscollector.embedded.seed import (
+    CUSTOM_FIELDS,
+    TGW_FIELDS,
+    put_tgw_object,
+    put_vpc_parquet_object,
+    tgw_flow_lines,
+    vpc_key,
+    vpc_object,
+)
 from awscollector.pipelines.collector import run_collector
+from awscollector.transforms.vpcflow import parse_header, to_messages
 from tests.vpc_helpers import (
     config,
     dead_letters,
@@ -61,6 +70,61 @@ def test_custom_format_becomes_json_with_aws_field_names(embedded_aws, relay, pk
     assert isinstance(events[0]["srcport"], int)
     nodata = [e for e in events if e["log-status"] == "NODATA"]
     assert nodata and nodata[0]["srcaddr"] is None  # NODATA records are kept, '-' is null
+
+
+def test_parquet_and_transit_gateway_objects_arrive_once_each(embedded_aws, relay, pki,
+                                                              tmp_path):
+    """Parquet (AWS's keys, with and without Hive-compatible prefixes) and Transit
+    Gateway flow logs (default and custom formats) beside a default-format object, all
+    announced on one queue: each record arrives once, as the text format makes it."""
+    s3 = embedded_aws.client("s3")
+    bucket, queue, url = setup_queue(embedded_aws)
+    default = tagged_lines(1, 300)
+    put_object(embedded_aws, bucket, vpc_key("us-east-1", 1), default)
+    parquet = tagged_lines(2, 2500, CUSTOM_FIELDS)
+    put_vpc_parquet_object(s3, bucket, "us-east-1", 2, parquet[:1500])
+    put_vpc_parquet_object(s3, bucket, "us-east-1", 3, parquet[1500:], hive=True)
+    tgw = tgw_flow_lines(400, seed=4)
+    put_tgw_object(s3, bucket, "us-east-1", 4, tgw)
+    tgw_custom_fields = TGW_FIELDS[:5] + TGW_FIELDS[16:31]
+    tgw_custom = [" ".join(line.split(" ")[:5] + line.split(" ")[16:31])
+                  for line in tgw_flow_lines(100, seed=5)]
+    put_tgw_object(s3, bucket, "us-east-1", 5, tgw_custom, tgw_custom_fields)
+
+    result = collect(embedded_aws, relay, pki, queue, tmp_path)
+
+    expected = ([line.encode() for line in default] + as_text_messages(CUSTOM_FIELDS, parquet)
+                + as_text_messages(TGW_FIELDS, tgw)
+                + as_text_messages(tgw_custom_fields, tgw_custom))
+    assert sorted(e.encode() for e in relay.events(TABLE)) == sorted(expected)
+    assert queue_depth(embedded_aws, url) == 0
+    assert dead_letters(tmp_path) == []
+    assert result.rows == [("non-cloudwatch-logs", "us-east-1", TABLE, len(expected), 0)]
+    blackholed = [json.loads(e) for e in relay.events(TABLE) if '"packets-lost-blackhole":' in e]
+    assert any(e["packets-lost-blackhole"] > 0 for e in blackholed)
+
+
+def as_text_messages(fields, lines) -> list[bytes]:
+    fmt = parse_header(" ".join(fields).encode())
+    messages, bad = to_messages(fmt, [line.encode() for line in lines])
+    assert bad == []
+    return messages
+
+
+def test_default_lines_with_non_integers_are_dead_lettered(embedded_aws, relay, pki,
+                                                           tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    lines = tagged_lines(7, 50)
+    fields = lines[10].split(" ")
+    fields[6] = "https"  # dstport
+    broken = " ".join(fields)
+    put_object(embedded_aws, bucket, vpc_key("us-east-1", 7), lines[:10] + [broken] + lines[11:])
+    collect(embedded_aws, relay, pki, queue, tmp_path)
+    assert sorted(relay.events(TABLE)) == sorted(lines[:10] + lines[11:])
+    [entry] = dead_letters(tmp_path)
+    assert entry["code"] == "SRC-004" and entry["source"]["records"] == [broken]
+    assert "integers" in entry["error"] and vpc_key("us-east-1", 7) in entry["error"]
+    assert queue_depth(embedded_aws, url) == 0
 
 
 def _s3_event(bucket: str, key: str, quoted_key: str) -> dict:

@@ -12,6 +12,7 @@ from awscollector.transforms.vpcflow import (
     ALL_FIELDS,
     DEFAULT_FIELDS,
     INTEGER_FIELDS,
+    TGW_FIELDS,
     VpcFlowFormat,
     parse_header,
     to_messages,
@@ -208,3 +209,91 @@ def test_many_dash_patterns_in_one_batch():
         {"version": 5, "srcport": 1, "dstport": None, "action": None},
         {"version": None, "srcport": None, "dstport": None, "action": None},
     ]
+
+
+# --- default format: integer fields ----------------------------------------------------
+
+
+def test_default_lines_with_a_non_integer_in_an_integer_field_are_bad():
+    header, lines = sample("vpcflow_default_v2.log")
+    fields = lines[0].split(b" ")
+    broken = []
+    for at in (0, 5, 6, 7, 8, 9, 10, 11):  # version, srcport ... end
+        for value in (b"x", b"-1", b"4-4", b"", b"1.5", b"\xff"):
+            broken.append(b" ".join(fields[:at] + [value] + fields[at + 1:]))
+    nodata = next(line for line in lines if line.endswith(b"NODATA"))
+    messages, bad = to_messages(parse_header(header), [lines[0], *broken, nodata, header])
+    assert messages == [lines[0], nodata]  # "-" is fine; the repeated header is skipped
+    assert bad == broken
+
+
+def test_default_lines_keep_any_text_in_the_text_fields():
+    header, lines = sample("vpcflow_default_v2.log")
+    odd = b"2 - eni-x 10.0.0.1 fe80::1 1 2 6 3 4 5 6 WHATEVER OK\r"
+    messages, bad = to_messages(parse_header(header), [odd, lines[0]])
+    assert (messages, bad) == ([odd, lines[0]], [])
+
+
+# --- every field of versions 3 to 8 ------------------------------------------------------
+
+
+def test_custom_format_with_every_field_of_versions_3_to_8():
+    header, lines = sample("vpcflow_custom_v8_all.log")
+    fmt = parse_header(header)
+    assert fmt.fields == ALL_FIELDS[:ALL_FIELDS.index("reject-reason") + 1]
+    messages, bad = to_messages(fmt, lines)
+    assert bad == []
+    records = [json.loads(m) for m in messages]
+    assert [list(r) for r in records] == [list(fmt.fields)] * len(lines)
+    first = records[0]
+    assert first["version"] == 8 and first["tcp-flags"] == 19 and first["traffic-path"] == 8
+    assert first["ecs-cluster-arn"] == "arn:aws:ecs:us-east-1:111122223333:cluster/payments"
+    assert first["ecs-task-id"] == "0f1e2d3c4b5a49788a7b6c5d4e3f2a1b"
+    assert first["ecs-second-container-id"] is None and first["reject-reason"] is None
+    assert records[2]["action"] == "REJECT" and records[2]["reject-reason"] == "BPA"
+    assert records[3]["pkt-srcaddr"] == "10.20.1.15" != records[3]["srcaddr"]
+    assert records[3]["sublocation-type"] == "outpost"
+    assert records[4]["type"] == "IPv6" and records[4]["pkt-dst-aws-service"] == "ROUTE53_RESOLVER"
+    assert [r["log-status"] for r in records[5:7]] == ["NODATA", "SKIPDATA"]
+    assert records[7]["type"] == "EFA" and records[7]["srcport"] == 0
+
+
+# --- Transit Gateway flow logs ----------------------------------------------------------------
+
+
+def test_transit_gateway_default_format_is_json_with_integer_drop_counters():
+    header, lines = sample("tgwflow_default_v6.log")
+    fmt = parse_header(header)
+    assert fmt.fields == TGW_FIELDS and not fmt.is_default
+    messages, bad = to_messages(fmt, lines)
+    assert bad == []
+    records = [json.loads(m) for m in messages]
+    assert [list(r) for r in records] == [list(TGW_FIELDS)] * len(lines)
+    first = records[0]
+    assert first["resource-type"] == "TransitGateway" and first["tgw-id"] == "tgw-0a1b2c3d4e5f60718"
+    assert first["tgw-src-vpc-account-id"] == "111122223333"  # ids stay strings
+    assert first["tgw-pair-attachment-id"] == "tgw-attach-0fedcba9876543210"
+    assert first["packets"] == 42 and first["tcp-flags"] == 27
+    lost = ("packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded",
+            "packets-lost-ttl-expired")
+    assert [[r[f] for f in lost] for r in records[:7]] == [
+        [0, 0, 0, 0], [0, 0, 0, 0], [5, 0, 0, 0], [0, 3, 0, 0], [0, 0, 7, 0], [0, 0, 0, 2],
+        [None] * 4]
+    assert records[2]["tgw-dst-vpc-id"] is None and records[2]["tgw-pair-attachment-id"] is None
+    assert records[4]["type"] == "IPv6" and records[6]["log-status"] == "NODATA"
+
+
+def test_transit_gateway_custom_format_and_a_bad_counter():
+    header, lines = sample("tgwflow_custom.log")
+    fmt = parse_header(header)
+    broken = lines[3].replace(b" 0 3 0 0", b" 0 three 0 0")
+    messages, bad = to_messages(fmt, lines + [broken])
+    assert bad == [broken]
+    assert len(messages) == len(lines)
+    assert json.loads(messages[3])["packets-lost-blackhole"] == 3
+
+
+def test_transit_gateway_fields_are_documented_integers():
+    assert {"packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded",
+            "packets-lost-ttl-expired"} <= INTEGER_FIELDS
+    assert set(TGW_FIELDS) <= set(ALL_FIELDS) and len(TGW_FIELDS) == 36

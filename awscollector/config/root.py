@@ -43,5 +43,5 @@ def summary(config: Config) -> str:
     """`config OK: <n> services, <m> regions` (enabled services, distinct regions)."""
     aws = config.inputs.aws
     services = aws.enabled_services()
-    regions = {r for name in services for r in aws.regions_for(name)}
+    regions = {r for s in services.values() for r in s.used_regions(aws.regions)}
     return f"config OK: {len(services)} services, {len(regions)} regions"

@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 
-from awscollector.transforms.vpcflow import DEFAULT_FIELDS
+from awscollector.transforms.vpcflow import DEFAULT_FIELDS, INTEGER_FIELDS, TGW_FIELDS
 
 ACCOUNT = "123456789012"
 
@@ -110,6 +110,123 @@ def put_vpc_object(s3, bucket: str, region: str, n: int, lines: list[str],
     """Writes one VPC Flow Logs object (its notification follows); returns its key."""
     key = vpc_key(region, n)
     s3.put_object(Bucket=bucket, Key=key, Body=vpc_object(lines, fields))
+    return key
+
+
+# -- VPC Flow Logs in Parquet, and Transit Gateway flow logs (non-cloudwatch-logs)
+
+# Integer fields AWS writes as Parquet INT_64; the other integer fields are INT_32.
+_PARQUET_INT64 = frozenset({"packets", "bytes", "start", "end", "packets-lost-no-route",
+                            "packets-lost-blackhole", "packets-lost-mtu-exceeded",
+                            "packets-lost-ttl-expired"})
+
+
+def tgw_flow_lines(n: int, fields: tuple[str, ...] = TGW_FIELDS, seed: int = 1,
+                   start: int = 1_795_000_000, region: str = "us-east-1") -> list[str]:
+    """n Transit Gateway flow records between two spoke VPCs; about 1 in 20 lost some
+    packets (no route, blackhole, MTU, TTL: the far side then is "-"), 1 in 50 NODATA."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        t0 = start + i // 100
+        src, dst = rnd.sample(("vpc-04f1a2b3c4d5e6f70", "vpc-0aa1bb2cc3dd4ee5f",
+                               "vpc-0c3d4e5f6a7b8c9d0"), 2)
+        lost = {"packets-lost-no-route": "0", "packets-lost-blackhole": "0",
+                "packets-lost-mtu-exceeded": "0", "packets-lost-ttl-expired": "0"}
+        packets = rnd.randrange(1, 500)
+        values = {
+            "version": "6", "resource-type": "TransitGateway", "account-id": ACCOUNT,
+            "tgw-id": "tgw-0a1b2c3d4e5f60718",
+            "tgw-attachment-id": f"tgw-attach-{rnd.getrandbits(68):017x}",
+            "tgw-src-vpc-account-id": ACCOUNT, "tgw-dst-vpc-account-id": "210987654321",
+            "tgw-src-vpc-id": src, "tgw-dst-vpc-id": dst,
+            "tgw-src-subnet-id": f"subnet-{rnd.getrandbits(68):017x}",
+            "tgw-dst-subnet-id": f"subnet-{rnd.getrandbits(68):017x}",
+            "tgw-src-eni": f"eni-{rnd.getrandbits(68):017x}",
+            "tgw-dst-eni": f"eni-{rnd.getrandbits(68):017x}",
+            "tgw-src-az-id": "use1-az4", "tgw-dst-az-id": "use1-az6",
+            "tgw-pair-attachment-id": f"tgw-attach-{rnd.getrandbits(68):017x}",
+            "srcaddr": f"10.20.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+            "dstaddr": f"10.40.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+            "srcport": str(rnd.randrange(1024, 65535)),
+            "dstport": str(rnd.choice((443, 5432, 22, 53, 8080))),
+            "protocol": rnd.choice(("6", "6", "17")), "packets": str(packets),
+            "bytes": str(packets * rnd.randrange(40, 1500)),
+            "start": str(t0), "end": str(t0 + 60), "log-status": "OK", "type": "IPv4",
+            **lost,
+            "tcp-flags": rnd.choice(("2", "18", "19", "3", "27")), "region": region,
+            "flow-direction": rnd.choice(("ingress", "egress")),
+            "pkt-src-aws-service": "-", "pkt-dst-aws-service": rnd.choice(("-", "-", "S3")),
+        }
+        if i % 20 == 7:
+            values[rnd.choice(tuple(lost))] = str(packets)
+            for side in ("vpc-account-id", "vpc-id", "subnet-id", "eni", "az-id"):
+                values[f"tgw-dst-{side}"] = "-"
+            values["tgw-pair-attachment-id"] = "-"
+        if i % 50 == 49:
+            keep = {"version", "resource-type", "account-id", "tgw-id", "tgw-attachment-id",
+                    "start", "end", "log-status", "region"}
+            values = {k: (v if k in keep else "-") for k, v in values.items()}
+            values["log-status"] = "NODATA"
+        out.append(" ".join(values.get(f, "-") for f in fields))
+    return out
+
+
+def put_tgw_object(s3, bucket: str, region: str, n: int, lines: list[str],
+                   fields: tuple[str, ...] = TGW_FIELDS) -> str:
+    """Writes one Transit Gateway flow log file, under the keys VPC Flow Logs use (AWS
+    writes both to ``vpcflowlogs/``); returns its key."""
+    key = vpc_key(region, n).replace("_fl-0abc", "_fl-0tgw")
+    s3.put_object(Bucket=bucket, Key=key, Body=vpc_object(lines, fields))
+    return key
+
+
+def vpc_parquet_table(lines: list[str], fields: tuple[str, ...] = CUSTOM_FIELDS):
+    """Text records as AWS's Parquet has them: a column per field, named with
+    underscores (``account_id``), integer fields INT_32 or INT_64, "-" as null."""
+    import pyarrow as pa
+
+    columns: list[list] = [[] for _ in fields]
+    is_int = [f in INTEGER_FIELDS for f in fields]
+    for line in lines:
+        for column, integer, value in zip(columns, is_int, line.split(" "), strict=True):
+            column.append(None if value == "-" else int(value) if integer else value)
+    types = [pa.int64() if f in _PARQUET_INT64 else pa.int32() if f in INTEGER_FIELDS
+             else pa.string() for f in fields]
+    return pa.table([pa.array(c, t) for c, t in zip(columns, types, strict=True)],
+                    names=[f.replace("-", "_") for f in fields])
+
+
+def vpc_parquet_object(lines: list[str], fields: tuple[str, ...] = CUSTOM_FIELDS,
+                       row_group_rows: int = 100_000) -> bytes:
+    """A VPC Flow Logs file in Parquet as AWS writes it (GZIP inside, no outer gzip)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(vpc_parquet_table(lines, fields), out, compression="gzip",
+                   row_group_size=row_group_rows)
+    return out.getvalue()
+
+
+def vpc_parquet_key(region: str, n: int, account: str = ACCOUNT, prefix: str = "",
+                    when: dt.datetime | None = None, hive: bool = False) -> str:
+    """AWS's key of a Parquet flow log file; ``hive``: with Hive-compatible prefixes."""
+    when = when or dt.datetime(2026, 11, 27, 12, 5, tzinfo=dt.UTC)
+    name = (f"{account}_vpcflowlogs_{region}_fl-0abc{n:04d}_{when:%Y%m%dT%H%MZ}_"
+            f"{n:08x}.log.parquet")
+    if hive:
+        return (f"{prefix}AWSLogs/aws-account-id={account}/aws-service=vpcflowlogs/"
+                f"aws-region={region}/year={when:%Y}/month={when:%m}/day={when:%d}/{name}")
+    return f"{prefix}AWSLogs/{account}/vpcflowlogs/{region}/{when:%Y/%m/%d}/{name}"
+
+
+def put_vpc_parquet_object(s3, bucket: str, region: str, n: int, lines: list[str],
+                           fields: tuple[str, ...] = CUSTOM_FIELDS, hive: bool = False) -> str:
+    """Writes one Parquet flow log file (its notification follows); returns its key."""
+    key = vpc_parquet_key(region, n, hive=hive)
+    s3.put_object(Bucket=bucket, Key=key, Body=vpc_parquet_object(lines, fields))
     return key
 
 
@@ -329,3 +446,199 @@ def put_cloudtrail_object(s3, bucket: str, region: str, n: int, records: list) -
     key = cloudtrail_key(region, n)
     s3.put_object(Bucket=bucket, Key=key, Body=cloudtrail_object(records))
     return key
+
+
+# -- CloudFront standard logs (non-cloudwatch-logs, type cloudfront_logs)
+
+# The fields of a standard log since 2019; before, the first 24 of them.
+CLOUDFRONT_FIELDS = (
+    "date", "time", "x-edge-location", "sc-bytes", "c-ip", "cs-method", "cs(Host)",
+    "cs-uri-stem", "sc-status", "cs(Referer)", "cs(User-Agent)", "cs-uri-query", "cs(Cookie)",
+    "x-edge-result-type", "x-edge-request-id", "x-host-header", "cs-protocol", "cs-bytes",
+    "time-taken", "x-forwarded-for", "ssl-protocol", "ssl-cipher",
+    "x-edge-response-result-type", "cs-protocol-version", "fle-status",
+    "fle-encrypted-fields", "c-port", "time-to-first-byte", "x-edge-detailed-result-type",
+    "sc-content-type", "sc-content-len", "sc-range-start", "sc-range-end",
+)  # fmt: skip
+CLOUDFRONT_FIELDS_2018 = CLOUDFRONT_FIELDS[:24]
+
+_CF_AGENTS = (  # URL-encoded, as CloudFront writes them
+    "Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,"
+    "%20like%20Gecko)%20Chrome/131.0.0.0%20Safari/537.36",
+    "Mozilla/5.0%20(iPhone;%20CPU%20iPhone%20OS%2018_1%20like%20Mac%20OS%20X)%20"
+    "AppleWebKit/605.1.15%20(KHTML,%20like%20Gecko)%20Version/18.1%20Mobile/15E148%20"
+    "Safari/604.1",
+    "curl/8.5.0", "Amazon%20CloudFront",
+)
+
+
+def cloudfront_lines(n: int, fields: tuple[str, ...] = CLOUDFRONT_FIELDS, seed: int = 1,
+                     when: dt.datetime | None = None,
+                     host: str = "d2x9k4example7.cloudfront.net") -> list[str]:
+    """n records of a standard log with these fields, tab-separated, "-" where empty."""
+    rnd = random.Random(seed)
+    when = when or dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    out = []
+    for i in range(n):
+        t = when + dt.timedelta(seconds=i * 3600 // max(n, 1))
+        status = rnd.choice(("200", "200", "200", "304", "206", "404", "403"))
+        result = {"200": "Hit", "304": "RefreshHit", "206": "Miss"}.get(status, "Error")
+        size = rnd.randrange(300, 900_000)
+        path = rnd.choice(("/index.html", "/assets/app.3f9c1b.js", "/img/hero%20banner.jpg",
+                           "/api/v1/items", "/video/intro.mp4"))
+        values = {
+            "date": f"{t:%Y-%m-%d}", "time": f"{t:%H:%M:%S}",
+            "x-edge-location": rnd.choice(("IAD89-C1", "FRA56-P4", "NRT57-C2", "GRU3-C1")),
+            "sc-bytes": str(size + 400),
+            "c-ip": rnd.choice((f"203.0.113.{rnd.randrange(1, 255)}",
+                                f"2001:db8::{rnd.getrandbits(16):x}")),
+            "cs-method": rnd.choice(("GET", "GET", "GET", "HEAD", "POST")),
+            "cs(Host)": host, "cs-uri-stem": path, "sc-status": status,
+            "cs(Referer)": rnd.choice(("-", "https://www.example.com/")),
+            "cs(User-Agent)": rnd.choice(_CF_AGENTS),
+            "cs-uri-query": rnd.choice(("-", "q=caf%C3%A9%20au%20lait&page=2",
+                                        "utm_source=news%2520letter")),
+            "cs(Cookie)": rnd.choice(("-", "session=ab12cd34;%20theme=dark")),
+            "x-edge-result-type": result,
+            "x-edge-request-id": f"{rnd.getrandbits(300):x}"[:54] + "==",
+            "x-host-header": "www.example.com", "cs-protocol": "https",
+            "cs-bytes": str(rnd.randrange(100, 2000)),
+            "time-taken": f"{rnd.random():.3f}",
+            "x-forwarded-for": "-", "ssl-protocol": "TLSv1.3",
+            "ssl-cipher": "TLS_AES_128_GCM_SHA256", "x-edge-response-result-type": result,
+            "cs-protocol-version": rnd.choice(("HTTP/2.0", "HTTP/1.1")),
+            "fle-status": "-", "fle-encrypted-fields": "-",
+            "c-port": str(rnd.randrange(1024, 65535)),
+            "time-to-first-byte": f"{rnd.random() / 2:.3f}",
+            "x-edge-detailed-result-type": result,
+            "sc-content-type": rnd.choice(("text/html", "application/javascript",
+                                           "image/jpeg", "video/mp4")),
+            "sc-content-len": str(size),
+            "sc-range-start": "0" if status == "206" else "-",
+            "sc-range-end": str(size - 1) if status == "206" else "-",
+        }
+        out.append("\t".join(values.get(f, "-") for f in fields))
+    return out
+
+
+def cloudfront_object(lines: list[str], fields: tuple[str, ...] = CLOUDFRONT_FIELDS) -> bytes:
+    """A standard log file as CloudFront writes it: two header lines, records, gzip."""
+    text = "#Version: 1.0\n#Fields: " + " ".join(fields) + "\n" + "\n".join(lines) + "\n"
+    return gzip.compress(text.encode())
+
+
+def cloudfront_key(n: int, distribution: str = "EMLARXS9EXAMPLE", prefix: str = "cloudfront/",
+                   when: dt.datetime | None = None) -> str:
+    """AWS's key: ``<distribution ID>.YYYY-MM-DD-HH.<unique ID>.gz``, upper-case unique ID."""
+    when = when or dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    unique = "".join(random.Random(f"cf{n}").choices("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                                                      k=11))
+    return f"{prefix}{distribution}.{when:%Y-%m-%d-%H}.{unique}.gz"
+
+
+def put_cloudfront_object(s3, bucket: str, n: int, lines: list[str],
+                          fields: tuple[str, ...] = CLOUDFRONT_FIELDS, **key) -> str:
+    """Writes one standard log file (its notification follows); returns its key."""
+    name = cloudfront_key(n, **key)
+    s3.put_object(Bucket=bucket, Key=name, Body=cloudfront_object(lines, fields))
+    return name
+
+
+# -- Cisco Umbrella (cisco-umbrella): one CSV per kind of log, Cisco's S3 layout
+
+UMBRELLA_FOLDERS = {"dns": "dnslogs", "ip": "iplogs", "proxy": "proxylogs",
+                    "firewall": "cloudfirewalllogs", "intrusion": "intrusionlogs",
+                    "dlp": "dlplogs", "audit": "auditlogs"}
+# Columns of the newest version of each kind (older versions: fewer, at the end).
+UMBRELLA_COLUMNS = {"dns": 16, "ip": 7, "proxy": 49, "firewall": 36, "intrusion": 17,
+                    "dlp": 25, "audit": 9}
+_UM_USERS = ("Doe, Jane (jane.doe@example.com)", "Roe, Richard (rroe@example.com)",
+             "LAPTOP-7Q2XK9", "Branch Office \"North\"")
+_UM_CATEGORIES = ("Software/Technology,Business Services", "Search Engines",
+                  "Malware,Phishing", "Infrastructure and Content Delivery Networks")
+
+
+def _umbrella_values(kind: str, rnd: random.Random, t: dt.datetime, i: int) -> list[str]:
+    ts = f"{t:%Y-%m-%d %H:%M:%S}"
+    user = rnd.choice(_UM_USERS)
+    src, dst = f"10.1.{rnd.randrange(256)}.{rnd.randrange(1, 255)}", f"198.51.100.{i % 250}"
+    cats = rnd.choice(_UM_CATEGORIES)
+    action = "Blocked" if cats.startswith("Malware") else "Allowed"
+    if kind == "dns":
+        return [ts, user, f"{user},HQ Site,HQ Network", src, "192.0.2.10", action,
+                rnd.choice(("1 (A)", "28 (AAAA)", "65 (HTTPS)")), "NOERROR",
+                f"host{i}.example.com.", cats, "AD Users", "AD Users,Sites,Networks",
+                cats if action == "Blocked" else "", "410227", "US", "2204063"]
+    if kind == "ip":
+        return [ts, user, src, str(rnd.randrange(1024, 65535)), dst, "443", cats]
+    if kind == "proxy":
+        agent = rnd.choice(('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36',
+                            'python-requests/2.32.3', 'Updater "stable", build 7'))
+        values = [ts, user, src, "192.0.2.10", dst, "text/html", action.upper(),
+                  f"https://host{i}.example.com/a,b?q=1", "", agent, "200", "512", "2048",
+                  "1900", f"{rnd.getrandbits(256):064x}", cats, "", "", "", "", "",
+                  "AD Users", "", f"{user},HQ Network", "AD Users,Networks", "GET", "", "",
+                  "index.html", "1001", "2002", "", "", "", "", "PROXY", "SWG", "", "", "",
+                  "swg-proxy.example", "ATL1", "true", f"host{i}.example.com", "false",
+                  "false", "", "", "2204063"]
+        return values
+    if kind == "firewall":
+        return [ts, "[211039844]", "HQ Tunnel", "CDFW Tunnel Device", "OUTBOUND", "6", "84",
+                src, str(rnd.randrange(1024, 65535)), dst, "443", "ams1.edc", "12",
+                action.upper().replace("ED", ""), "example.com,example.net", "44,66",
+                "1718391597", "1718391598", "3", "3", "1108", "755", "39-42", "US", "",
+                "", "", "", "", "[]", "", "", "", "2204063", dst, "TRUE"]
+    if kind == "intrusion":
+        return [ts, "HQ Tunnel", "Network Tunnels", "1", str(40000 + i % 100),
+                "SERVER-WEBAPP attempt, \"quoted\" payload", "1323", "HIGH",
+                "Attempted User Privilege Gain", "cve-2021-44228", "TCP", str(i), src,
+                "33010", dst, "443", rnd.choice(("Would Block", "Blocked"))]
+    if kind == "dlp":
+        return [ts, "Real Time", f"{rnd.getrandbits(128):032x}", "CRITICAL", user, "",
+                f"report {i}, Q3.xlsx", "Dropbox", "https://www.dropbox.com/upload",
+                "BLOCK", "PII rule", "Financial", "Credit Card Number", "application/xlsx",
+                "48213", f"{rnd.getrandbits(256):064x}", "Confidential", "Cloud Storage",
+                "Outbound", "", "", "https", dst, "443", "2204063"]
+    before = f"name: Policy {i}\nblockPage: default\nsafeSearch: {rnd.choice(('on', 'off'))}"
+    return [str(9_000_000 + i), ts, "jane.doe@example.com", "Doe, Jane", "policies",
+            rnd.choice(("update", "create")), "192.0.2.44", before,
+            before.replace("default", "custom, \"strict\"")]
+
+
+def umbrella_lines(kind: str, n: int, columns: int | None = None, seed: int = 1,
+                   when: dt.datetime | None = None) -> list[str]:
+    """n records of a kind of Umbrella log, of ``columns`` columns (a version's count;
+    the newest by default), every field quoted as Cisco writes them. Audit records
+    hold newlines in their before/after fields."""
+    rnd = random.Random(seed)
+    when = when or dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    columns = columns or UMBRELLA_COLUMNS[kind]
+    out = []
+    for i in range(n):
+        values = _umbrella_values(kind, rnd, when + dt.timedelta(seconds=i % 600), i)
+        if kind == "dlp" and columns < 17:
+            values.pop(1)  # "event type" came in the second column
+        out.append(",".join('"' + v.replace('"', '""') + '"' for v in values[:columns]))
+    return out
+
+
+def umbrella_object(lines: list[str], header_row: str | None = None) -> bytes:
+    """A log file as Cisco exports it: CSV records (optionally a header row), gzip."""
+    text = (header_row + "\n" if header_row else "") + "\n".join(lines) + "\n"
+    return gzip.compress(text.encode())
+
+
+def umbrella_key(kind: str, n: int, prefix: str = "umbrella/",
+                 when: dt.datetime | None = None) -> str:
+    """Cisco's key: ``<prefix><folder>/YYYY-MM-DD/YYYY-MM-DD-HH-MM-xxxx.csv.gz``."""
+    t = (when or dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)) + dt.timedelta(minutes=10 * n)
+    suffix = f"{n * 7919 % 65536:04x}"
+    return f"{prefix}{UMBRELLA_FOLDERS[kind]}/{t:%Y-%m-%d}/{t:%Y-%m-%d-%H-%M}-{suffix}.csv.gz"
+
+
+def put_umbrella_object(s3, bucket: str, kind: str, n: int, lines: list[str],
+                        header_row: str | None = None, **key) -> str:
+    """Writes one Umbrella log file (its notification follows); returns its key."""
+    name = umbrella_key(kind, n, **key)
+    s3.put_object(Bucket=bucket, Key=name, Body=umbrella_object(lines, header_row))
+    return name

@@ -42,6 +42,7 @@ from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
 from awscollector.io.sqs import SqsMessage
 from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
+    CSV,
     JSON_RECORDS,
     PARQUET,
     SNIFF,
@@ -292,7 +293,8 @@ class ReadS3Records(beam.DoFn):
         # last line in two, and that piece is no record.
         guarded = _Guarded(text)
         pending: tuple[tuple[bytes, ...], list[bytes]] | None = None
-        for frame in frame_lines(guarded, fmt.header, self._batch_bytes):
+        for frame in frame_lines(guarded, fmt.header, self._batch_bytes,
+                                 quoted=fmt.framing == CSV):
             if pending is not None:
                 yield pending
             pending = frame

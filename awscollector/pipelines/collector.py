@@ -25,7 +25,7 @@ from awscollector.io.devo import DevoTarget, WriteToDevo
 from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
 from awscollector.io.stop import StopSignal
-from awscollector.pipelines.context import RunContext, ServicePlan
+from awscollector.pipelines.context import RunContext, ServicePlan, label_of
 from awscollector.pipelines.idle import QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
 from awscollector.pipelines.s3_services import S3_SERVICES
@@ -56,8 +56,9 @@ def availability(name: str, service) -> tuple[bool, tuple[str, ...]]:
 
 
 def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]:
-    """The services this version runs, with their regions and SQS readers."""
-    registry = registry or default_registry()
+    """The services this version runs, with their regions and SQS readers: a plan per
+    service, or per source of a service of several (custom-s3)."""
+    registry = registry or run_registry(config)
     aws = config.inputs.aws
     plans = []
     if not aws.enabled:
@@ -72,17 +73,29 @@ def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]
         if skipped_types:
             log.warning("RUN-002 service %s: types %s not available in this version: skipped",
                         name, ", ".join(skipped_types))
-        regions = aws.regions_for(name)
-        queues = []
-        queue = getattr(service, "sqs_queue_url", None) or getattr(service, "sqs_queue_name", None)
-        if queue:
-            readers = getattr(service, "readers", None) or 1
-            queues = [SqsQueue(name, region, queue, reader)
-                      for region in regions for reader in range(readers)]
-        formats = registry.of_types(S3_SERVICES[name].types(service))
-        plans.append(ServicePlan(name, service, regions, queues,
-                                 formats[0].table if formats else "-"))
+        for source, cfg in S3_SERVICES[name].sources(service):  # custom-s3: one per source
+            label = label_of(name, source)
+            regions = cfg.regions or aws.regions_for(name)
+            queues = []
+            queue = getattr(cfg, "sqs_queue_url", None) or getattr(cfg, "sqs_queue_name", None)
+            if queue:
+                readers = getattr(cfg, "readers", None) or 1
+                queues = [SqsQueue(label, region, queue, reader)
+                          for region in regions for reader in range(readers)]
+            formats = registry.of_types(S3_SERVICES[name].types(cfg))
+            plans.append(ServicePlan(name, cfg, regions, queues,
+                                     formats[0].table if formats else "-", source))
     return plans
+
+
+def run_registry(config) -> Registry:
+    """The built-in formats, and the formats the config declares (custom-s3 sources)."""
+    registry = default_registry()
+    for name, service in config.inputs.aws.enabled_services().items():
+        if name in S3_SERVICES:
+            for fmt in S3_SERVICES[name].formats(service):
+                registry.register(fmt)
+    return registry
 
 
 @dataclass
@@ -107,7 +120,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
     g = config_globals(config)
     dl_region = (aws.regions or ["us-east-1"])[0]
     dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
-    ctx = RunContext(access, dl_target, registry or default_registry(), sqs_options)
+    ctx = RunContext(access, dl_target, registry or run_registry(config), sqs_options)
     for plan in plans:
         named = SERVICES[plan.name](pipeline, plan, ctx)
         for key, pcoll in named.items():
@@ -128,7 +141,7 @@ def run_collector(config, beam_args: list[str] | None = None,
     On the DirectRunner the readers see ``stop`` themselves; on Flink this process
     watches it and stops the job with a savepoint (io/stop.py, flink/rest.py).
     """
-    registry = default_registry()
+    registry = run_registry(config)
     plans = plan_services(config, registry)
     if not plans:
         raise CollectorError("CFG-012", "no enabled service is available in this version")
@@ -232,11 +245,12 @@ def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
     rows = []
     for plan in plans:
         for region in plan.regions:
-            tables = sorted(t for (s, r, t) in delivered if s == plan.name and r == region)
+            label = plan.label
+            tables = sorted(t for (s, r, t) in delivered if s == label and r == region)
             tables = tables or [plan.default_table]
             for i, table in enumerate(tables):
-                rows.append((plan.name, region, table, delivered.get((plan.name, region, table), 0),
-                             dead.get((plan.name, region), 0) if i == 0 else 0))
+                rows.append((label, region, table, delivered.get((label, region, table), 0),
+                             dead.get((label, region), 0) if i == 0 else 0))
     return rows
 
 

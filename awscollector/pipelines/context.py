@@ -21,14 +21,22 @@ class RunContext:
 
 @dataclass
 class ServicePlan:
-    """One enabled service: its config, its regions and, for SQS services, its readers."""
+    """One enabled service (or one source of a service that has several, like custom-s3):
+    its config, its regions and, for SQS services, its readers."""
 
-    name: str
-    config: Any  # the service's config model
+    name: str  # the service
+    config: Any  # the service's config model, or the source's
     regions: list[str]
     queues: list[SqsQueue] = field(default_factory=list)
     default_table: str = "-"  # for summary rows of a service that delivered nothing
+    source: str = ""  # the source's name, for a service of several sources
 
     @property
     def label(self) -> str:
-        return self.name
+        """Its name in summary rows, counters, dead letters and pipeline steps."""
+        return label_of(self.name, self.source)
+
+
+def label_of(service: str, source: str = "") -> str:
+    """``custom-s3.myapp`` for a source, the service's name for a service."""
+    return f"{service}.{source}" if source else service

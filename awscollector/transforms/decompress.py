@@ -126,12 +126,14 @@ def _unzstd(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
         raise _fault(name, "zstd", total)
 
 
-def iter_line_batches(chunks: Iterable[bytes], max_bytes: int = 1 << 20) -> Iterator[list[bytes]]:
+def iter_line_batches(chunks: Iterable[bytes], max_bytes: int = 1 << 20,
+                      keep_empty: bool = False) -> Iterator[list[bytes]]:
     """Yield lists of lines (without b"\\n" and a trailing b"\\r") of about max_bytes each.
 
     A batch is cut as soon as max_bytes of input are buffered; lines are never split,
     so a single line longer than max_bytes is held until its newline. Empty lines are
-    dropped; a last line without newline is yielded.
+    dropped, unless ``keep_empty`` (CSV: a quoted field may hold an empty line); a last
+    line without newline is yielded.
     """
     parts: list[bytes] = []
     size = 0
@@ -153,7 +155,7 @@ def iter_line_batches(chunks: Iterable[bytes], max_bytes: int = 1 << 20) -> Iter
                 cut = data.find(b"\n", pos + max_bytes)
                 if cut < 0:
                     break
-            lines = _split_lines(data[pos : cut + 1])
+            lines = _split_lines(data[pos : cut + 1], keep_empty)
             if lines:
                 yield lines
             pos = cut + 1
@@ -162,7 +164,7 @@ def iter_line_batches(chunks: Iterable[bytes], max_bytes: int = 1 << 20) -> Iter
         size = len(rest)
         has_nl = b"\n" in rest
     if parts:
-        lines = _split_lines(b"".join(parts))
+        lines = _split_lines(b"".join(parts), keep_empty)
         if lines and lines[-1].endswith(b"\r"):  # last line had no newline
             lines[-1] = lines[-1][:-1]
             if not lines[-1]:
@@ -171,11 +173,11 @@ def iter_line_batches(chunks: Iterable[bytes], max_bytes: int = 1 << 20) -> Iter
             yield lines
 
 
-def _split_lines(block: bytes) -> list[bytes]:
+def _split_lines(block: bytes, keep_empty: bool = False) -> list[bytes]:
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
     lines = block.split(b"\n")
-    if b"\n\n" in block or block[:1] == b"\n":  # empty lines inside: filter them all
+    if not keep_empty and (b"\n\n" in block or block[:1] == b"\n"):  # filter them all
         return [line for line in lines if line]
     if not lines[-1]:
         lines.pop()

@@ -40,7 +40,7 @@ LINES = "lines"  # one record per line (bytes, without the newline)
 JSON_RECORDS = "json_records"  # a JSON document whose `records_field` array holds the records
 JSON_LINES = "json_lines"  # one JSON document per line (dicts)
 CSV = "csv"  # lines of CSV (bytes); the parser splits them, quotes and all
-PARQUET = "parquet"  # Parquet rows (dicts), read row group by row group
+PARQUET = "parquet"  # Parquet rows as Arrow record batches, row group by row group
 FRAMINGS = (LINES, JSON_RECORDS, JSON_LINES, CSV, PARQUET)
 
 # Header lines of LINES and CSV framings, handed to every batch of the object.
@@ -55,7 +55,8 @@ class RecordBatch:
     source: str  # "s3://bucket/key", for messages
     key: str
     index: int
-    records: list  # bytes (LINES, CSV) or dicts (JSON_RECORDS, JSON_LINES, PARQUET)
+    records: Any  # a list of bytes (LINES, CSV) or of dicts (JSON_RECORDS, JSON_LINES),
+    # or a pyarrow.RecordBatch (PARQUET)
     header: tuple[bytes, ...] = ()  # the object's header lines (LINES, CSV)
 
 
@@ -110,6 +111,9 @@ class Format:
     header: FIRST_LINE, COMMENT_LINES or None (LINES and CSV framings).
     records_field: the array of records of a JSON_RECORDS document.
     json_messages: its messages are JSON objects (``flatten: true`` applies).
+    select: ``select(key) -> reason or None``: a format that alone decides which
+      objects of its type it takes (custom S3 sources: include/exclude patterns);
+      None takes the object, a reason skips it. Its type should have no other format.
     """
 
     name: str
@@ -123,6 +127,7 @@ class Format:
     header: str | None = None
     records_field: str = "Records"
     json_messages: bool = False
+    select: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.framing not in FRAMINGS:
@@ -175,7 +180,8 @@ class Registry:
     def classify(self, key: str, types: Iterable[str]) -> Classified:
         """Which of the formats of ``types`` an object is, from its key.
 
-        The first of our formats whose key pattern matches decides (its ``skip`` may
+        A format of ours with ``select`` decides alone (custom S3 sources). Else the
+        first of our formats whose key pattern matches decides (its ``skip`` may
         still skip the object: CloudTrail digest files). Else, if a format of another
         type matches, SKIP: an organization's log-archive bucket mixes many kinds,
         and a service collects only its own. No pattern at all: SNIFF if one of ours
@@ -183,6 +189,10 @@ class Registry:
         key; else SRC-006.
         """
         ours = self.of_types(types)
+        for fmt in ours:
+            if fmt.select is not None:  # no other format's patterns or sniffs apply
+                reason = fmt.select(key)
+                return Classified(SKIP, reason) if reason else Classified(fmt.name)
         names = {f.name for f in ours}
         for fmt in ours:
             if fmt.matches_key(key):

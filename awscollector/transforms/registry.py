@@ -9,12 +9,15 @@ Order matters where key patterns overlap: formats are tried in this order.
 
 from __future__ import annotations
 
-from awscollector.transforms import cloudtrail, vpcflow
+from awscollector.transforms import cloudfront, cloudtrail, umbrella, vpcflow, vpcflow_parquet
 from awscollector.transforms.formats import Format, Registry
 
 BUILTIN: tuple[Format, ...] = (
+    vpcflow_parquet.FORMAT,  # before the text format: sniffs the raw bytes
     vpcflow.FORMAT,
     cloudtrail.FORMAT,
+    cloudfront.FORMAT,
+    *umbrella.FORMATS,
 )
 
 

@@ -3,17 +3,20 @@
 The first line of every log file is a header naming the fields, space separated
 (``version account-id interface-id ...``); each following line is one record with
 one value per field, ``-`` where a value does not apply (``NODATA`` and
-``SKIPDATA`` records have ``-`` in most fields and are kept).
+``SKIPDATA`` records have ``-`` in most fields and are kept). Transit Gateway
+flow logs come under the same keys, with fields of their own (``tgw-id``,
+``packets-lost-no-route``, ...; their default format is ``TGW_FIELDS``).
 
 Messages for Devo (table ``cloud.aws.vpc.flow``):
 
 * default format (the 14 version-2 fields in AWS's order): the original line,
   unchanged, once it has the right number of fields;
-* custom format: a compact JSON object, AWS's field names as keys in header order.
-  Fields AWS documents as integers (Parquet INT_32/INT_64: ``version``,
-  ``srcport``, ``dstport``, ``protocol``, ``packets``, ``bytes``, ``start``,
-  ``end``, ``tcp-flags``, ``traffic-path``, ``encryption-status``) are JSON
-  numbers, the others strings. ``-`` becomes JSON ``null``, in every field.
+* custom format, and Transit Gateway flow logs: a compact JSON object, AWS's
+  field names as keys in header order. Fields AWS documents as integers (Parquet
+  INT_32/INT_64: ``version``, ``srcport``, ``dstport``, ``protocol``,
+  ``packets``, ``bytes``, ``start``, ``end``, ``tcp-flags``, ``traffic-path``,
+  ``encryption-status``, ``packets-lost-*``) are JSON numbers, the others
+  strings. ``-`` becomes JSON ``null``, in every field.
 
 A line whose field count differs from the header's, or with a non-integer in an
 integer field, or (custom format) not valid UTF-8, is returned in ``bad_lines``
@@ -33,6 +36,7 @@ is skipped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,11 +67,30 @@ ALL_FIELDS: tuple[str, ...] = DEFAULT_FIELDS + (
     "reject-reason",
     # newer than v8: accepted so such files are not rejected outright
     "resource-id", "encryption-status",
+    # Transit Gateway flow logs (v6), beside the VPC fields they share
+    "resource-type", "tgw-id", "tgw-attachment-id", "tgw-src-vpc-account-id",
+    "tgw-dst-vpc-account-id", "tgw-src-vpc-id", "tgw-dst-vpc-id", "tgw-src-subnet-id",
+    "tgw-dst-subnet-id", "tgw-src-eni", "tgw-dst-eni", "tgw-src-az-id", "tgw-dst-az-id",
+    "tgw-pair-attachment-id", "packets-lost-no-route", "packets-lost-blackhole",
+    "packets-lost-mtu-exceeded", "packets-lost-ttl-expired",
+)  # fmt: skip
+
+# The default format of Transit Gateway flow logs: every field of versions 2 to 6.
+TGW_FIELDS: tuple[str, ...] = (
+    "version", "resource-type", "account-id", "tgw-id", "tgw-attachment-id",
+    "tgw-src-vpc-account-id", "tgw-dst-vpc-account-id", "tgw-src-vpc-id", "tgw-dst-vpc-id",
+    "tgw-src-subnet-id", "tgw-dst-subnet-id", "tgw-src-eni", "tgw-dst-eni", "tgw-src-az-id",
+    "tgw-dst-az-id", "tgw-pair-attachment-id", "srcaddr", "dstaddr", "srcport", "dstport",
+    "protocol", "packets", "bytes", "start", "end", "log-status", "type",
+    "packets-lost-no-route", "packets-lost-blackhole", "packets-lost-mtu-exceeded",
+    "packets-lost-ttl-expired", "tcp-flags", "region", "flow-direction",
+    "pkt-src-aws-service", "pkt-dst-aws-service",
 )  # fmt: skip
 
 INTEGER_FIELDS: frozenset[str] = frozenset({
     "version", "srcport", "dstport", "protocol", "packets", "bytes", "start", "end",
-    "tcp-flags", "traffic-path", "encryption-status",
+    "tcp-flags", "traffic-path", "encryption-status", "packets-lost-no-route",
+    "packets-lost-blackhole", "packets-lost-mtu-exceeded", "packets-lost-ttl-expired",
 })  # fmt: skip
 
 _KNOWN = frozenset(ALL_FIELDS)
@@ -108,15 +131,32 @@ def parse_header(line: bytes, name: str = "") -> VpcFlowFormat:
 def to_messages(fmt: VpcFlowFormat, lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     """Turn record lines (header removed) into (messages, bad_lines)."""
     plan = _plan(fmt)
+    if fmt.is_default:
+        return _default(plan, lines)
     spaces = plan.spaces
-    # Counting separators is a single C call per line; no split for the default format.
+    # Counting separators is a single C call per line.
     good = [line for line in lines if line.count(b" ") == spaces]
     bad = [line for line in lines if line.count(b" ") != spaces] if len(good) != len(lines) else []
     if plan.header in good:
         good = [line for line in good if line != plan.header]
-    if fmt.is_default or not good:
+    if not good:
         return good, bad
     return _to_json(plan, good, bad), bad
+
+
+# A default-format line: 14 fields, the integer ones digits or "-". Possessive
+# quantifiers keep the match linear; all(map(...)) is one C-level pass over a batch.
+_DEFAULT_LINE = re.compile(b" ".join(
+    rb"(?:[0-9]++|-)" if name in INTEGER_FIELDS else rb"[^ ]*+" for name in DEFAULT_FIELDS))
+
+
+def _default(plan: _Plan, lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    match = _DEFAULT_LINE.fullmatch
+    if all(map(match, lines)):
+        return lines, []
+    good = [line for line in lines if match(line)]
+    bad = [line for line in lines if not match(line) and line != plan.header]
+    return good, bad
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,7 +293,8 @@ def parse(batch: RecordBatch, options: Mapping[str, Any]) -> Parsed:
     parsed = Parsed()
     messages, bad = to_messages(fmt, batch.records)
     parsed.extend(TABLE, messages)
-    reason = f"{len(bad)} lines do not match the header ({len(fmt.fields)} fields)"
+    reason = (f"{len(bad)} lines do not match the header ({len(fmt.fields)} fields, "
+              f"integers where AWS has integers)")
     for line in bad:
         parsed.reject("SRC-004", reason, line)
     return parsed
@@ -271,5 +312,6 @@ def looks_like_header(head: bytes) -> bool:
 
 FORMAT = Format(
     name="vpc_flow_logs", type="vpc_flow_logs", table=TABLE, parse=parse, framing=LINES,
-    header=FIRST_LINE, keys=(r"(^|/)vpcflowlogs/(?!.*\.parquet$)",), sniff=looks_like_header,
+    header=FIRST_LINE, keys=(r"(^|/)(aws-service=)?vpcflowlogs/(?!.*\.parquet$)",),
+    sniff=looks_like_header,
 )

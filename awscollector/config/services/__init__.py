@@ -14,6 +14,7 @@ from awscollector.config.services.audit_events_all import AuditEventsAll
 from awscollector.config.services.base import SERVICE_TAG, ServiceConfig
 from awscollector.config.services.cisco_umbrella import CiscoUmbrella
 from awscollector.config.services.cloudwatch_logs import CloudwatchLogs
+from awscollector.config.services.custom_s3 import CustomS3, CustomS3Source
 from awscollector.config.services.guardduty import Guardduty
 from awscollector.config.services.metrics_all import MetricsAll
 from awscollector.config.services.non_cloudwatch_logs import NonCloudwatchLogs
@@ -29,6 +30,7 @@ SERVICE_CLASSES: tuple[type[ServiceConfig], ...] = (
     Guardduty,
     MetricsAll,
     CloudwatchLogs,
+    CustomS3,
 )
 SERVICES: dict[str, type[ServiceConfig]] = {c.NAME: c for c in SERVICE_CLASSES}
 
@@ -46,6 +48,7 @@ AnyService = Annotated[
 
 __all__ = [
     "SERVICES", "SERVICE_CLASSES", "SERVICE_TAG", "AnyService", "AuditEventsAll",
-    "CiscoUmbrella", "CloudwatchLogs", "Guardduty", "MetricsAll", "NonCloudwatchLogs",
+    "CiscoUmbrella", "CloudwatchLogs", "CustomS3", "CustomS3Source", "Guardduty", "MetricsAll",
+    "NonCloudwatchLogs",
     "ServiceConfig", "ServiceEventsAll", "SqsCloudwatchConsumer",
 ]

@@ -46,6 +46,10 @@ class ServiceConfig(Model):
     def name(self) -> str:
         return self.NAME
 
+    def used_regions(self, default: list[str]) -> set[str]:
+        """The regions it collects from; ``default``: the input's regions."""
+        return set(self.regions or default)
+
     @classmethod
     def unknown_key(cls, key: str) -> str:
         if key in _OPTIONS:
