@@ -1,11 +1,30 @@
 """``aws-collector demo``: the collector's main job against an embedded AWS and Devo.
 
-It starts moto's server and a TLS Devo relay on loopback, seeds VPC Flow Logs
-(gzip objects in default and custom formats, in several regions, announced by
-real S3-to-SQS notifications, plus one truncated object that is dead-lettered
-on purpose), runs ``aws-collector run --until-idle`` on a config pointing at
-them, and prints the summary. The relay writes what it got to
-``<out>/<table>.log``.
+It starts moto's server and a TLS Devo relay on loopback, seeds every kind of S3
+source the collector supports (objects written through the S3 API, announced by
+real S3-to-SQS notifications), runs the collector until idle on a config pointing
+at them (``<out>/collector.yaml``), and prints the summary. The relay writes what
+it got to ``<out>/<table>.log``.
+
+What it seeds, in three regions:
+
+- In the first region, a mixed "log-archive" bucket whose objects are all
+  announced on the queue ``aws-logs``, read by two services at once:
+  ``non-cloudwatch-logs`` (``types: [vpc_flow_logs, cloudfront_logs]``) collects
+  VPC Flow Logs (text in the default and a custom format, Parquet, Transit
+  Gateway flow logs) and CloudFront standard logs; ``audit-events-all``
+  (``types: [audits_s3]``) collects CloudTrail log files and an Insights file, and
+  skips a CloudTrail-Digest file. One truncated VPC object is dead-lettered on
+  purpose (its first lines are delivered).
+- In the other regions, VPC Flow Logs (text) on their own ``aws-logs`` queue.
+  ``audit-events-all`` reads those queues too (services on one queue read it in the
+  same regions), so the summary has its rows there, with nothing delivered.
+- Cisco Umbrella dns, ip, proxy and cloud firewall logs (``cisco-umbrella``), and
+  JSON lines of an application (a ``custom-s3`` source, ``table:
+  my.app.{record.kind}``), each on a bucket and queue of their own.
+
+The exit code is 0 only if every output received at least every good record
+seeded, table by table (digest files and the truncated object are not counted).
 
 ``--output http`` delivers to an embedded Devo HTTP endpoint instead (HTTPS, a
 token, gzip bodies), which writes ``<out>/<table>.log`` just the same;
@@ -19,6 +38,8 @@ import secrets
 import shutil
 import sys
 import tempfile
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -29,39 +50,173 @@ from awscollector.embedded.config import HTTP_TOKEN_VAR, embedded_config
 from awscollector.embedded.http_endpoint import DevoHttpEndpoint
 from awscollector.embedded.relay import DevoRelay
 from awscollector.embedded.seed import (
+    CLOUDFRONT_FIELDS,
+    CLOUDFRONT_FIELDS_2018,
     CUSTOM_FIELDS,
+    app_events,
+    cloudfront_lines,
+    cloudtrail_digest_key,
+    cloudtrail_digest_object,
+    cloudtrail_insight_records,
+    cloudtrail_key,
+    cloudtrail_object,
+    cloudtrail_records,
     create_s3_sqs,
+    put_cloudfront_object,
+    put_cloudtrail_object,
+    put_json_lines_object,
+    put_tgw_object,
+    put_umbrella_object,
     put_vpc_object,
+    put_vpc_parquet_object,
+    tgw_flow_lines,
+    umbrella_lines,
     vpc_flow_lines,
     vpc_key,
     vpc_object,
 )
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
-QUEUE = "aws-logs"
+QUEUE = "aws-logs"  # in every region; in the first, shared by two services
+UMBRELLA_QUEUE = "umbrella-logs"
+APP_QUEUE = "myapp-logs"
 OUTPUTS = ("syslog", "http", "both")
 
+VPC_TABLE = "cloud.aws.vpc.flow"
+CLOUDTRAIL_TABLE = "cloud.aws.cloudtrail.events"
+CLOUDFRONT_TABLE = "cloud.aws.cloudfront.web_1"
+UMBRELLA_KINDS = {"dns": 120, "ip": 80, "proxy": 80, "firewall": 60}  # records per kind
+APP_TABLE = "my.app.{record.kind}"
 
-def seed(aws: EmbeddedAws) -> int:
-    """VPC Flow Logs in every demo region; returns the number of good records."""
-    records = 0
+
+@dataclass(frozen=True)
+class Seeded:
+    """One source seeded: what it is, and its good records per Devo table."""
+
+    what: str
+    tables: dict[str, int]
+
+
+def archive_bucket(region: str) -> str:
+    """The first region's bucket holds every kind of AWS log; the others, flow logs."""
+    return f"demo-log-archive-{region}" if region == REGIONS[0] else f"demo-flow-logs-{region}"
+
+
+def services_config() -> dict:
+    """The ``inputs.aws.services`` block of the demo's config."""
+    first = REGIONS[0]
+    return {
+        "non-cloudwatch-logs": {"types": ["vpc_flow_logs", "cloudfront_logs"],
+                                "sqs_queue_name": QUEUE},
+        # The same queue as non-cloudwatch-logs, so in the same regions (services on one
+        # queue read it together, each object going to the service of its type).
+        "audit-events-all": {"types": ["audits_s3"], "sqs_queue_name": QUEUE},
+        "cisco-umbrella": {"sqs_queue_name": UMBRELLA_QUEUE, "regions": [first]},
+        "custom-s3": {"sources": [{
+            "name": "app", "sqs_queue_name": APP_QUEUE, "regions": [first],
+            "include": [r"^app/.*\.jsonl\.gz$"], "framing": "json_lines",
+            "table": APP_TABLE}]},
+    }
+
+
+def seed(aws: EmbeddedAws) -> list[Seeded]:
+    """Every source of the demo, through the AWS APIs; what was seeded, source by source."""
+    first = REGIONS[0]
+    s3 = aws.client("s3", first)
+    archive = archive_bucket(first)
+
+    vpc = 0
     for r, region in enumerate(REGIONS):
-        s3, sqs = aws.client("s3", region), aws.client("sqs", region)
-        bucket = f"demo-flow-logs-{region}"
-        create_s3_sqs(s3, sqs, bucket, QUEUE, region)
+        rs3, sqs = aws.client("s3", region), aws.client("sqs", region)
+        bucket = archive_bucket(region)
+        create_s3_sqs(rs3, sqs, bucket, QUEUE, region)
         for n in range(3):
             lines = vpc_flow_lines(200, seed=r * 10 + n, region=region)
-            put_vpc_object(s3, bucket, region, n, lines)
-            records += len(lines)
+            put_vpc_object(rs3, bucket, region, n, lines)
+            vpc += len(lines)
         lines = vpc_flow_lines(150, CUSTOM_FIELDS, seed=r * 10 + 9, region=region)
-        put_vpc_object(s3, bucket, region, 3, lines, CUSTOM_FIELDS)
-        records += len(lines)
+        put_vpc_object(rs3, bucket, region, 3, lines, CUSTOM_FIELDS)
+        vpc += len(lines)
     # A truncated gzip object: its first lines are delivered, the object is dead-lettered.
     broken = vpc_object(vpc_flow_lines(2000, seed=99))
-    aws.client("s3", REGIONS[0]).put_object(
-        Bucket=f"demo-flow-logs-{REGIONS[0]}", Key=vpc_key(REGIONS[0], 99),
-        Body=broken[: len(broken) // 2])
-    return records
+    s3.put_object(Bucket=archive, Key=vpc_key(first, 99), Body=broken[: len(broken) // 2])
+    seeded = [Seeded(f"{vpc} VPC Flow Log records (text, default and custom formats) in "
+                     f"{len(REGIONS)} regions, plus one truncated object (dead-lettered on "
+                     f"purpose)", {VPC_TABLE: vpc})]
+
+    # The rest of the log-archive bucket, announced on the same queue.
+    parquet = vpc_flow_lines(200, CUSTOM_FIELDS, seed=40, region=first)
+    put_vpc_parquet_object(s3, archive, first, 10, parquet[:120])
+    put_vpc_parquet_object(s3, archive, first, 11, parquet[120:], hive=True)
+    seeded.append(Seeded(f"{len(parquet)} VPC Flow Log records in Parquet (2 files, one under "
+                         f"Hive-compatible prefixes) in {first}", {VPC_TABLE: len(parquet)}))
+    tgw = tgw_flow_lines(200, seed=41, region=first)
+    put_tgw_object(s3, archive, first, 20, tgw)
+    seeded.append(Seeded(f"{len(tgw)} Transit Gateway flow log records in {first}",
+                         {VPC_TABLE: len(tgw)}))
+
+    cloudfront = 0
+    for n, (fields, count) in enumerate(((CLOUDFRONT_FIELDS, 150),
+                                         (CLOUDFRONT_FIELDS_2018, 100))):
+        lines = cloudfront_lines(count, fields, seed=50 + n)
+        put_cloudfront_object(s3, archive, n, lines, fields)
+        cloudfront += len(lines)
+    seeded.append(Seeded(f"{cloudfront} CloudFront standard log records (2 files, AWS's key "
+                         f"names, field lists of 2019 and 2018) in {first}",
+                         {CLOUDFRONT_TABLE: cloudfront}))
+
+    trail_keys = []
+    events = 0
+    for n, count in ((1, 120), (2, 80)):
+        records = cloudtrail_records(count, seed=60 + n, region=first)
+        trail_keys.append(put_cloudtrail_object(s3, archive, first, n, records))
+        events += len(records)
+    insights = cloudtrail_insight_records(6, seed=63, region=first)
+    key = cloudtrail_key(first, 3, kind="CloudTrail-Insight")
+    s3.put_object(Bucket=archive, Key=key, Body=cloudtrail_object(insights))
+    trail_keys.append(key)
+    s3.put_object(Bucket=archive, Key=cloudtrail_digest_key(first),
+                  Body=cloudtrail_digest_object(archive, trail_keys))
+    seeded.append(Seeded(f"{events + len(insights)} CloudTrail events ({events} in 2 log files, "
+                         f"{len(insights)} in an Insights file; +1 digest file, skipped) in "
+                         f"{first}", {CLOUDTRAIL_TABLE: events + len(insights)}))
+
+    # Cisco Umbrella: a bucket and queue of its own, Cisco's layout.
+    create_s3_sqs(s3, aws.client("sqs", first), "demo-umbrella-logs", UMBRELLA_QUEUE, first)
+    umbrella = {}
+    for n, (kind, count) in enumerate(UMBRELLA_KINDS.items()):
+        lines = umbrella_lines(kind, count, seed=70 + n)
+        put_umbrella_object(s3, "demo-umbrella-logs", kind, n, lines)
+        umbrella[f"sig.cisco.umbrella.{kind}"] = len(lines)
+    seeded.append(Seeded(f"{sum(umbrella.values())} Cisco Umbrella records ("
+                         + ", ".join(f"{k} {c}" for k, c in UMBRELLA_KINDS.items())
+                         + f") on their own bucket and queue in {first}", umbrella))
+
+    # custom-s3: an application's JSON lines, a table per kind of event.
+    create_s3_sqs(s3, aws.client("sqs", first), "demo-myapp-logs", APP_QUEUE, first)
+    app: Counter[str] = Counter()
+    for n, count in ((1, 150), (2, 90)):
+        records = app_events(count, seed=80 + n)
+        put_json_lines_object(s3, "demo-myapp-logs", f"app/2026/11/27/events-{n}.jsonl.gz",
+                              records)
+        app.update(f"my.app.{r['kind']}" for r in records)
+    seeded.append(Seeded(f"{app.total()} custom-s3 records (source app: JSON lines, table "
+                         f"{APP_TABLE}) on their own bucket and queue in {first}", dict(app)))
+    return seeded
+
+
+def expected_tables(seeded: list[Seeded]) -> dict[str, int]:
+    """The good records seeded, per Devo table."""
+    expected: Counter[str] = Counter()
+    for source in seeded:
+        expected.update(source.tables)
+    return dict(expected)
+
+
+def missing(expected: dict[str, int], received: dict[str, int]) -> list[str]:
+    """Tables that received fewer events than the good records seeded for them."""
+    return [f"{table}: {received.get(table, 0)} of {n}" for table, n in sorted(expected.items())
+            if received.get(table, 0) < n]
 
 
 def run_demo(out: str = "demo-out", output: str = "syslog") -> int:
@@ -89,12 +244,15 @@ def run_demo(out: str = "demo-out", output: str = "syslog") -> int:
             http_out = out_dir / "http" if relay is not None else out_dir
             endpoint = stack.enter_context(DevoHttpEndpoint(pki, token, out_dir=http_out))
             print(f"Devo HTTP endpoint at {endpoint.url} (TLS, token)")
-        good = seed(aws)
-        print(f"seeded {good} VPC Flow Log records in {len(REGIONS)} regions, "
-              f"plus one truncated object")
+        seeded = seed(aws)
+        for source in seeded:
+            print(f"seeded {source.what}")
+        print(f"the log-archive bucket of {REGIONS[0]} announces all its objects on queue "
+              f"{QUEUE}, read by non-cloudwatch-logs and audit-events-all")
         raw = embedded_config(aws.endpoint_url, relay.port if relay else None, pki, workdir,
                               QUEUE, REGIONS, dead_letter_dir=out_dir / "deadletter",
-                              http_url=endpoint.url if endpoint else None)
+                              http_url=endpoint.url if endpoint else None,
+                              services=services_config())
         (out_dir / "collector.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                HTTP_TOKEN_VAR: token}
@@ -103,17 +261,23 @@ def run_demo(out: str = "demo-out", output: str = "syslog") -> int:
     print()
     print(format_summary(result.rows))
     print()
-    received = []
-    if relay is not None:
-        received.append(relay.total())
-        print(f"the relay received {relay.total()} events: {out_dir}/<table>.log")
-    if endpoint is not None:
-        received.append(endpoint.total())
-        where = out_dir / "http" if relay is not None else out_dir
-        print(f"the HTTP endpoint received {endpoint.total()} events: {where}/<table>.log")
+    expected = expected_tables(seeded)
+    short = []
+    receivers = [(name, server, where) for name, server, where in (
+        ("the relay", relay, out_dir),
+        ("the HTTP endpoint", endpoint, out_dir / "http" if relay is not None else out_dir))
+        if server is not None]
+    for name, server, where in receivers:
+        print(f"{name} received {server.total()} events: {where}/<table>.log")
+        short += [f"{name}, {m}" for m in missing(expected, server.counts())]
     print(f"dead letters: {out_dir / 'deadletter'}/<service>.jsonl")
     print(f"the config used: {out_dir / 'collector.yaml'}")
-    return 0 if min(received) >= good else 1
+    if short:
+        print(f"NOT every good record seeded was received ({sum(expected.values())} seeded):")
+        for line in short:
+            print(f"  {line}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

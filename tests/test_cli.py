@@ -459,24 +459,70 @@ def test_a_wrong_secret_is_aws_001(relay, pki, tmp_path):
 # ---------------------------------------------------------------------------- demo
 
 
+# The demo's good records per (service, region, table) (awscollector/demo.py seeds them).
+DEMO_DELIVERED = {
+    ("non-cloudwatch-logs", "eu-west-1", TABLE): 750,
+    ("non-cloudwatch-logs", "ap-southeast-2", TABLE): 750,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.cloudfront.web_1"): 250,
+    ("audit-events-all", "us-east-1", "cloud.aws.cloudtrail.events"): 206,  # 200 + 6 Insights
+    ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.dns"): 120,
+    ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.ip"): 80,
+    ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.proxy"): 80,
+    ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.firewall"): 60,
+    ("custom-s3.app", "us-east-1", "my.app.login"): 80,
+    ("custom-s3.app", "us-east-1", "my.app.request"): 80,
+    ("custom-s3.app", "us-east-1", "my.app.logout"): 80,
+}
+# VPC Flow Logs of the shared queue's region: 750 text, 200 Parquet and 200 Transit
+# Gateway records, and the first of the truncated object's 2000 lines (not all).
+DEMO_VPC_FIRST_REGION = 1150
+# audit-events-all reads the shared queue in every region; only the first has CloudTrail.
+DEMO_EMPTY = {("audit-events-all", "eu-west-1", "cloud.aws.cloudtrail.events"),
+              ("audit-events-all", "ap-southeast-2", "cloud.aws.cloudtrail.events")}
+
+
+def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
+    """What every run of the demo must show, whatever its output: a summary row per
+    source and table with every good record seeded, each table's ``<out>/<table>.log``
+    holding what its rows delivered, the truncated object as the one dead letter, the
+    digest file skipped, and a valid config."""
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 7
+    rows = _summary_rows(done.stdout)
+    got = {(row[0], row[1], row[2]): int(row[3]) for row in rows}
+    assert len(got) == len(rows)  # one row per (service, region, table)
+    vpc = got.pop(("non-cloudwatch-logs", "us-east-1", TABLE))
+    assert DEMO_VPC_FIRST_REGION < vpc < DEMO_VPC_FIRST_REGION + 2000
+    assert {key for key, n in got.items() if n == 0} == DEMO_EMPTY
+    assert {key: n for key, n in got.items() if n} == DEMO_DELIVERED
+    delivered, dead = _summary_total(done.stdout)
+    assert delivered == sum(int(row[3]) for row in rows)
+    assert dead == sum(int(row[4]) for row in rows) == 1  # the truncated object, on purpose
+    per_table: dict[str, int] = {}
+    for row in rows:
+        per_table[row[2]] = per_table.get(row[2], 0) + int(row[3])
+    assert sorted(p.name for p in out.glob("*.log")) == sorted(f"{t}.log" for t in per_table)
+    for table, n in per_table.items():
+        assert len((out / f"{table}.log").read_text().splitlines()) == n, table
+    assert sorted(p.name for p in (out / "deadletter").iterdir()) == ["non-cloudwatch-logs.jsonl"]
+    [entry] = (out / "deadletter" / "non-cloudwatch-logs.jsonl").read_text().splitlines()
+    assert vpc_key("us-east-1", 99) in entry
+    # The digest file is skipped: not sent (206 CloudTrail events), not dead-lettered.
+    assert any("skipped s3://" in line and "/CloudTrail-Digest/" in line
+               for line in done.stderr.splitlines())
+    # The config it wrote is a valid one (its secrets are ${...} references).
+    check = _cli("validate", "--config", str(out / "collector.yaml"),
+                 env=_env(DEVO_HTTP_TOKEN="set-by-the-test"))
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "config OK: 4 services, 3 regions"
+
+
 def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
     out = tmp_path / "out"
     done = _cli("demo", "--out", str(out), timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    rows = _summary_rows(done.stdout)
-    assert {row[1] for row in rows} == {"us-east-1", "eu-west-1", "ap-southeast-2"}
-    assert all(row[0] == "non-cloudwatch-logs" and row[2] == TABLE for row in rows)
-    delivered, dead = _summary_total(done.stdout)
-    assert delivered == sum(int(row[3]) for row in rows) > 0
-    assert dead == sum(int(row[4]) for row in rows) == 1  # the truncated object, on purpose
-    log_lines = (out / f"{TABLE}.log").read_text().splitlines()
-    assert len(log_lines) == delivered
-    assert (out / "collector.yaml").is_file()
-    assert len((out / "deadletter" / "non-cloudwatch-logs.jsonl").read_text().splitlines()) == 1
-    # The config it wrote is a valid one (its secrets are ${...} references).
-    check = _cli("validate", "--config", str(out / "collector.yaml"))
-    assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "config OK: 1 services, 3 regions"
+    check_demo_run(done, out)
+    delivered, _ = _summary_total(done.stdout)
+    assert f"the relay received {delivered} events: {out}/<table>.log" in done.stdout
 
 
 # ---------------------------------------------------------------------------- streaming

@@ -13,8 +13,11 @@ def embedded_config(endpoint_url: str, relay_port: int | None, pki: TestPki, wor
                     queue: str, regions: tuple[str, ...] = ("us-east-1",), readers: int = 1,
                     types: tuple[str, ...] = ("vpc_flow_logs",),
                     dead_letter_dir: Path | None = None, *,
-                    http_url: str | None = None) -> dict:
+                    http_url: str | None = None, services: dict | None = None) -> dict:
     """The config (as loaded YAML) of a VPC Flow Logs collection from the embedded AWS.
+
+    ``services`` (the ``inputs.aws.services`` block) replaces that collection by any
+    services: queue, readers and types are then the services' own.
 
     Outputs: ``devo_1`` (syslog to the relay at relay_port) unless relay_port is None,
     and ``devo_http_1`` (the embedded HTTP endpoint at http_url) when http_url is given.
@@ -44,7 +47,7 @@ def embedded_config(endpoint_url: str, relay_port: int | None, pki: TestPki, wor
             "credentials": {"access_key": "${AWS_ACCESS_KEY_ID}",
                             "access_secret": "${AWS_SECRET_ACCESS_KEY}"},
             "regions": list(regions),
-            "services": {"non-cloudwatch-logs": {
+            "services": services if services is not None else {"non-cloudwatch-logs": {
                 "types": list(types), "sqs_queue_name": queue, "readers": readers}},
         }},
     }

@@ -642,3 +642,32 @@ def put_umbrella_object(s3, bucket: str, kind: str, n: int, lines: list[str],
     name = umbrella_key(kind, n, **key)
     s3.put_object(Bucket=bucket, Key=name, Body=umbrella_object(lines, header_row))
     return name
+
+
+# -- Your own logs (custom-s3): JSON lines of an application
+
+APP_KINDS = ("login", "request", "logout")
+
+
+def app_events(n: int, seed: int = 1, kinds: tuple[str, ...] = APP_KINDS) -> list[dict]:
+    """n events of an application, one JSON document each; ``kind`` takes the values of
+    ``kinds`` in turn (a source's ``table: my.app.{record.kind}`` makes a table of each)."""
+    rnd = random.Random(seed)
+    start = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    return [{"ts": f"{start + dt.timedelta(seconds=i):%Y-%m-%dT%H:%M:%S}.000Z",
+             "level": rnd.choice(("INFO", "INFO", "WARN", "ERROR")),
+             "kind": kinds[i % len(kinds)], "id": f"{seed}-{i}",
+             "user": {"id": 1000 + rnd.randrange(50), "name": f"user {rnd.randrange(50)}"},
+             "message": f"event {i} of batch {seed}"} for i in range(n)]
+
+
+def json_lines_object(records: list[dict]) -> bytes:
+    """Records as JSON lines, one compact document a line, gzip."""
+    return gzip.compress(b"".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False)
+                                  .encode() + b"\n" for r in records))
+
+
+def put_json_lines_object(s3, bucket: str, key: str, records: list[dict]) -> str:
+    """Writes one JSON lines object (its notification follows); returns its key."""
+    s3.put_object(Bucket=bucket, Key=key, Body=json_lines_object(records))
+    return key
