@@ -108,9 +108,15 @@ def cmd_validate(args) -> int:
     from awscollector.config import summary
 
     setup_logging()  # before Beam's import, whose GCP-extras warning it filters
-    from awscollector.pipelines.collector import availability
+    from awscollector.pipelines.collector import availability, plan_services
+    from awscollector.pipelines.s3_services import share_queues
 
     config = _load(args.config)
+    try:
+        share_queues(plan_services(config, warn=False))  # one queue, same regions: CFG-017
+    except CollectorError as e:
+        print(str(e), file=sys.stderr)
+        return 2
     print(summary(config))
     aws = config.inputs.aws
     for name, service in (aws.enabled_services() if aws.enabled else {}).items():

@@ -39,6 +39,7 @@ from awscollector.awserrors import aws_error
 from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
+from awscollector.io.routes import Routes
 from awscollector.io.sqs import SqsMessage
 from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
@@ -69,6 +70,10 @@ class ObjectTask(NamedTuple):
     @property
     def name(self) -> str:
         return f"s3://{self.ref.bucket}/{self.ref.key}"
+
+    def as_format(self, fmt: Format, routes: Routes) -> ObjectTask:
+        """Classified as ``fmt``, labelled with the service that collects its type."""
+        return self._replace(message=routes.claim(self.message, fmt.type), kind=fmt.name)
 
     def dead_letter(self, code: str, error: str, **source) -> DeadLetter:
         m = self.message
@@ -202,15 +207,17 @@ class ReadS3Records(beam.DoFn):
     Args:
       access: an ``AwsAccess``.
       registry: the run's formats (``transforms/registry.py``).
-      types: the config types of the service: the formats a sniff may pick.
+      types: the config types collected from the queue (or its ``Routes``): the
+        formats a sniff may pick.
       batch_bytes: about this much of an object per batch.
     """
 
-    def __init__(self, access: AwsAccess, registry: Registry, types: Iterable[str] = (),
-                 batch_bytes: int = 1 << 20) -> None:
+    def __init__(self, access: AwsAccess, registry: Registry,
+                 types: Iterable[str] | Routes = (), batch_bytes: int = 1 << 20) -> None:
         self._access = access
         self._registry = registry
-        self._types = tuple(types)
+        self._routes = Routes.of(types)
+        self._types = self._routes.types
         self._batch_bytes = batch_bytes
 
     def setup(self) -> None:
@@ -233,7 +240,8 @@ class ReadS3Records(beam.DoFn):
                     "SRC-006", f"{task.name}: cannot tell its log type from its key or its "
                                f"first bytes (expected one of {', '.join(self._types)})")
             else:
-                read.task = task._replace(kind=fmt.name)
+                if task.kind == SNIFF:
+                    read.task = task.as_format(fmt, self._routes)
                 yield from read.batches(fmt, self._frame(fmt, read, raw_chunks, chunks))
         except CollectorError as e:  # an AWS error while reading: retryable ones fail the run
             read.fault = read.fault or e

@@ -28,14 +28,15 @@ from awscollector.io.stop import StopSignal
 from awscollector.pipelines.context import RunContext, ServicePlan, label_of
 from awscollector.pipelines.idle import QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
-from awscollector.pipelines.s3_services import S3_SERVICES
+from awscollector.pipelines.s3_services import S3_SERVICES, expand_s3, group_label, share_queues
 from awscollector.transforms.formats import Registry
 from awscollector.transforms.registry import default_registry
 
 log = logging.getLogger(__name__)
 
-# service name -> expand(pbegin, plan, ctx) -> {"events": ..., "dead_letter/...": ...}
-SERVICES: dict[str, Callable] = {name: s.expand for name, s in S3_SERVICES.items()}
+# service name -> expand(pbegin, plans, ctx) -> {"events": ..., "dead_letter/...": ...};
+# the plans are one service's, or those of services that share a queue.
+SERVICES: dict[str, Callable] = {name: expand_s3 for name in S3_SERVICES}
 
 
 def config_globals(config):
@@ -55,9 +56,11 @@ def availability(name: str, service) -> tuple[bool, tuple[str, ...]]:
     return bool(collected), tuple(t for t in asked if t not in collected)
 
 
-def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]:
+def plan_services(config, registry: Registry | None = None, warn: bool = True
+                  ) -> list[ServicePlan]:
     """The services this version runs, with their regions and SQS readers: a plan per
-    service, or per source of a service of several (custom-s3)."""
+    service, or per source of a service of several (custom-s3). ``warn``: log RUN-002
+    for what this version skips."""
     registry = registry or run_registry(config)
     aws = config.inputs.aws
     plans = []
@@ -66,11 +69,12 @@ def plan_services(config, registry: Registry | None = None) -> list[ServicePlan]
     for name, service in aws.enabled_services().items():
         runs, skipped_types = availability(name, service)
         if not runs:
-            log.warning("RUN-002 service %s is enabled but not available in this version:"
-                        " skipped%s", name,
-                        f" (types {', '.join(skipped_types)})" if skipped_types else "")
+            if warn:
+                    log.warning("RUN-002 service %s is enabled but not available in this version:"
+                            " skipped%s", name,
+                            f" (types {', '.join(skipped_types)})" if skipped_types else "")
             continue
-        if skipped_types:
+        if skipped_types and warn:
             log.warning("RUN-002 service %s: types %s not available in this version: skipped",
                         name, ", ".join(skipped_types))
         for source, cfg in S3_SERVICES[name].sources(service):  # custom-s3: one per source
@@ -121,15 +125,16 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
     dl_region = (aws.regions or ["us-east-1"])[0]
     dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
     ctx = RunContext(access, dl_target, registry or run_registry(config), sqs_options)
-    for plan in plans:
-        named = SERVICES[plan.name](pipeline, plan, ctx)
+    for group in share_queues(plans):
+        label = group_label(group)
+        named = SERVICES[group[0].name](pipeline, group, ctx)
         for key, pcoll in named.items():
             if key.startswith(DEAD_LETTER):
                 # One writer per dead-letter PCollection: a Flatten would break the fusion
                 # that makes SQS deletes wait for the dead letters (see io/deadletter.py).
-                pcoll | f"{plan.label} {key}" >> WriteDeadLetters(dl_target, access)
+                pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access)
         for out_name, output in config.outputs.items():
-            named["events"] | f"{plan.label} to {out_name}" >> output_transform(out_name, output)
+            named["events"] | f"{label} to {out_name}" >> output_transform(out_name, output)
     return access
 
 

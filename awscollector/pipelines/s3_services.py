@@ -2,7 +2,8 @@
 
 Each is a declaration: its name, the config types it collects (their formats are
 in the registry) and the options its parsers get. The spine (s3_sqs.py) does
-the rest, the same way for all of them.
+the rest, the same way for all of them. Services configured on one queue (an
+organization's log-archive bucket) read it together: see io/routes.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 
 import apache_beam as beam
 
+from awscollector.errors import CollectorError
+from awscollector.io.routes import Route, Routes
+from awscollector.io.sqs import SqsQueue
 from awscollector.pipelines.context import RunContext, ServicePlan
 from awscollector.pipelines.s3_sqs import ReadFromS3Sqs
 from awscollector.transforms import custom, umbrella
@@ -29,13 +33,71 @@ class S3Service:
     # service config -> the formats it declares (custom-s3), added to the run's registry
     formats: Callable[[Any], tuple[Format, ...]] = lambda config: ()
 
-    def expand(self, pbegin, plan: ServicePlan, ctx: RunContext) -> dict[str, beam.PCollection]:
-        """The service's events and dead letters, as named PCollections."""
+    def route(self, plan: ServicePlan) -> Route:
+        """What the plan collects from its queue, and its parsers' options."""
         options = {"flatten": bool(getattr(plan.config, "flatten", False)),
                    **self.options(plan.config)}
-        return pbegin | f"{plan.label} S3+SQS" >> ReadFromS3Sqs(
-            plan.queues, ctx.access, ctx.registry, self.types(plan.config), options,
-            **ctx.sqs_options)
+        return Route(plan.label, self.types(plan.config), options)
+
+
+def expand_s3(pbegin, plans: list[ServicePlan], ctx: RunContext) -> dict[str, beam.PCollection]:
+    """The events and dead letters of services that read one queue (mostly one service),
+    as named PCollections."""
+    routes = Routes(S3_SERVICES[p.name].route(p) for p in plans)
+    return pbegin | f"{group_label(plans)} S3+SQS" >> ReadFromS3Sqs(
+        shared_readers(plans), ctx.access, ctx.registry, routes, **ctx.sqs_options)
+
+
+def group_label(plans: list[ServicePlan]) -> str:
+    return "+".join(p.label for p in plans)
+
+
+def share_queues(plans: list[ServicePlan]) -> list[list[ServicePlan]]:
+    """The plans in groups that read the same queues: a message goes to one reader, so
+    services on one queue must read it together, each taking its own types.
+
+    Plans on one queue must read it in the same regions (CFG-017): a service would
+    otherwise get objects from a region it does not collect.
+    """
+    groups: list[list[ServicePlan]] = []
+    for plan in plans:
+        mine = _queue_ids(plan)
+        joined = [g for g in groups if mine & set().union(*map(_queue_ids, g))]
+        for g in joined:
+            groups.remove(g)
+        groups.append([p for g in joined for p in g] + [plan])
+    for group in groups:
+        first = group[0]
+        for plan in group[1:]:
+            if _queue_ids(plan) != _queue_ids(first):
+                raise CollectorError(
+                    "CFG-017", f"{first.label} and {plan.label} read one SQS queue, but not "
+                               f"in the same regions ({', '.join(first.regions)} and "
+                               f"{', '.join(plan.regions)}): services on one queue read it "
+                               f"together; give them the same regions, or separate queues")
+    return groups
+
+
+def shared_readers(plans: list[ServicePlan]) -> list[SqsQueue]:
+    """The readers of a group's queues: per queue and region, the most any plan asks for,
+    labelled with the first plan (its message-level dead letters are that plan's)."""
+    readers: dict[tuple[str, str], tuple[SqsQueue, int]] = {}
+    for plan in plans:
+        for q in plan.queues:
+            key = (q.region, _queue_name(q.queue))
+            first, n = readers.get(key, (q, 0))
+            readers[key] = (first, max(n, q.reader + 1))
+    label = plans[0].label
+    return [SqsQueue(label, q.region, q.queue, i) for q, n in readers.values() for i in range(n)]
+
+
+def _queue_ids(plan: ServicePlan) -> set[tuple[str, str]]:
+    return {(q.region, _queue_name(q.queue)) for q in plan.queues}
+
+
+def _queue_name(queue: str) -> str:
+    """A queue's name, from its name or its URL (``https://sqs.../<account>/<name>``)."""
+    return queue.rstrip("/").rsplit("/", 1)[-1]
 
 
 NON_CLOUDWATCH_LOGS = S3Service(

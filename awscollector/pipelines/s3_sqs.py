@@ -30,10 +30,11 @@ from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
 from awscollector.io.delivery import EventBatch
+from awscollector.io.routes import Routes
 from awscollector.io.s3 import FormatBatch, ObjectTask, ReadS3Records
 from awscollector.io.sqs import ReadFromSqs, SqsMessage, SqsQueue
 from awscollector.transforms.flatten import flatten_message
-from awscollector.transforms.formats import SKIP, Registry
+from awscollector.transforms.formats import SKIP, SNIFF, Registry
 from awscollector.transforms.notifications import parse_notification
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,16 @@ MAX_SAMPLES = 100  # rejected records kept in one dead-letter entry
 class ExtractObjects(beam.DoFn):
     """SqsMessage -> ObjectTask per announced object of one of ``types``.
 
-    Test events, and objects of types the service does not collect or skips on
-    purpose (CloudTrail digest files), are counted and logged, not dead-lettered.
+    ``types`` may be the ``Routes`` of a queue several services share: each object
+    is then labelled with the service that collects its type. Test events, and
+    objects of types no one collects or skipped on purpose (CloudTrail digest
+    files), are counted and logged, not dead-lettered.
     """
 
-    def __init__(self, registry: Registry, types: Iterable[str]) -> None:
+    def __init__(self, registry: Registry, types: Iterable[str] | Routes) -> None:
         self._registry = registry
-        self._types = tuple(types)
+        self._routes = Routes.of(types)
+        self._types = self._routes.types
 
     def setup(self) -> None:
         self._skipped = Metrics.counter("s3_sqs", "skipped")
@@ -87,7 +91,10 @@ class ExtractObjects(beam.DoFn):
                          found.reason)
                 self._skipped.inc()
                 continue
-            yield task._replace(kind=found.kind)
+            if found.kind == SNIFF:  # its service is known once its format is
+                yield task._replace(kind=SNIFF)
+            else:
+                yield task.as_format(self._registry[found.kind], self._routes)
 
 
 class ParseBatches(beam.DoFn):
@@ -101,21 +108,24 @@ class ParseBatches(beam.DoFn):
       registry: the run's formats.
       options: the service's options, given to every parser (``auto_event_type``,
         ...); ``flatten: true`` flattens the messages of JSON formats.
+      routes: for a queue several services share, each type's options instead.
     """
 
-    def __init__(self, registry: Registry, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, registry: Registry, options: Mapping[str, Any] | None = None,
+                 routes: Routes | None = None) -> None:
         self._registry = registry
         self._options = dict(options or {})
+        self._routes = routes
 
     def setup(self) -> None:
         self._rejected = Metrics.counter("parse", "rejected_records")
-        self._flatten = bool(self._options.get("flatten"))
 
     def process(self, item: FormatBatch):
         task, batch = item.task, item.batch
         fmt = self._registry[item.format]
+        options = self._routes.options(fmt.type) if self._routes else self._options
         try:
-            parsed = fmt.parse(batch, self._options)
+            parsed = fmt.parse(batch, options)
         except CollectorError as e:
             if batch.index == 0:  # one entry per object, for its first batch
                 source = {}
@@ -126,7 +136,7 @@ class ParseBatches(beam.DoFn):
             return
         service, region = task.message.service, task.message.region
         for table, messages in parsed.events.items():
-            if self._flatten and fmt.json_messages:
+            if fmt.json_messages and options.get("flatten"):
                 messages = [flatten_message(m) for m in messages]
             yield EventBatch(table, messages, service, region)
         if parsed.rejected:
@@ -160,7 +170,8 @@ class ReadFromS3Sqs(beam.PTransform):
       queues: the readers (``SqsQueue``), one per queue, region and reader index.
       access: an ``AwsAccess``.
       registry: the run's formats.
-      types: the config types the service collects.
+      types: the config types the service collects; or, for queues several services
+        share, their ``Routes`` (each with its own types and options).
       options: the service's parser options (``flatten``, ``auto_event_type``, ...).
       sqs_options: keyword arguments for ``ReadFromSqs`` (idle_seconds, stop, ...).
 
@@ -168,26 +179,26 @@ class ReadFromS3Sqs(beam.PTransform):
     """
 
     def __init__(self, queues: list[SqsQueue], access: AwsAccess, registry: Registry,
-                 types: Iterable[str], options: Mapping[str, Any] | None = None,
+                 types: Iterable[str] | Routes, options: Mapping[str, Any] | None = None,
                  **sqs_options) -> None:
         super().__init__()
         self._queues = queues
         self._access = access
         self._registry = registry
-        self._types = tuple(types)
-        self._options = dict(options or {})
+        self._routes = Routes.of(types, options)
         self._sqs_options = sqs_options
 
     def expand(self, pbegin) -> dict[str, beam.PCollection]:
         messages = pbegin | "ReadSqs" >> ReadFromSqs(self._queues, self._access,
                                                      **self._sqs_options)
         tasks = messages | "Notifications" >> beam.ParDo(
-            ExtractObjects(self._registry, self._types)).with_outputs(DEAD_LETTER, main="tasks")
+            ExtractObjects(self._registry, self._routes)).with_outputs(DEAD_LETTER, main="tasks")
         batches = tasks.tasks | "ReadS3" >> beam.ParDo(
-            ReadS3Records(self._access, self._registry, self._types)).with_outputs(
+            ReadS3Records(self._access, self._registry, self._routes)).with_outputs(
                 DEAD_LETTER, main="batches")
         parsed = batches.batches | "Parse" >> beam.ParDo(
-            ParseBatches(self._registry, self._options)).with_outputs(DEAD_LETTER, main="events")
+            ParseBatches(self._registry, routes=self._routes)).with_outputs(
+                DEAD_LETTER, main="events")
         return {"events": parsed.events,
                 f"{DEAD_LETTER}/notifications": tasks[DEAD_LETTER],
                 f"{DEAD_LETTER}/objects": batches[DEAD_LETTER],

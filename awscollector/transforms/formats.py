@@ -111,9 +111,11 @@ class Format:
     header: FIRST_LINE, COMMENT_LINES or None (LINES and CSV framings).
     records_field: the array of records of a JSON_RECORDS document.
     json_messages: its messages are JSON objects (``flatten: true`` applies).
-    select: ``select(key) -> reason or None``: a format that alone decides which
-      objects of its type it takes (custom S3 sources: include/exclude patterns);
-      None takes the object, a reason skips it. Its type should have no other format.
+    select: ``select(key) -> reason or None``: a format that decides by a filter
+      which objects of its type it takes (custom S3 sources: include/exclude
+      patterns); None takes the object, a reason skips it. Its type should have no
+      other format. On a queue shared with other services, their formats' key
+      patterns are tried first.
     """
 
     name: str
@@ -153,10 +155,13 @@ class Classified:
 class Registry:
     """The formats a run knows, in the order they are tried."""
 
-    def __init__(self, formats: Iterable[Format] = ()) -> None:
+    def __init__(self, formats: Iterable[Format] = (),
+                 uncollected: Mapping[str, str] | None = None) -> None:
         self._formats: dict[str, Format] = {}
         for fmt in formats:
             self.register(fmt)
+        # what else a log-archive bucket holds, no format collects: kind -> key pattern
+        self._uncollected = {kind: re.compile(p) for kind, p in (uncollected or {}).items()}
 
     def register(self, fmt: Format) -> Format:
         if fmt.name in self._formats:
@@ -180,32 +185,42 @@ class Registry:
     def classify(self, key: str, types: Iterable[str]) -> Classified:
         """Which of the formats of ``types`` an object is, from its key.
 
-        A format of ours with ``select`` decides alone (custom S3 sources). Else the
-        first of our formats whose key pattern matches decides (its ``skip`` may
-        still skip the object: CloudTrail digest files). Else, if a format of another
-        type matches, SKIP: an organization's log-archive bucket mixes many kinds,
-        and a service collects only its own. No pattern at all: SNIFF if one of ours
-        can sniff; else a format of ours that declares no key patterns takes any
-        key; else SRC-006.
+        The first of our formats whose key pattern matches decides (its ``skip`` may
+        still skip the object: CloudTrail digest files). Else the first of our
+        formats with ``select`` (custom S3 sources) that takes the key. Else, if a
+        format of another type matches, SKIP: an organization's log-archive bucket
+        mixes many kinds, and a service collects only its own (also SKIP for the
+        ``uncollected`` kinds, like AWS Config files). No pattern at all:
+        SNIFF if one of ours can sniff; else a format of ours that declares no key
+        patterns takes any key; else SKIP if a ``select`` refused it; else SRC-006.
         """
         ours = self.of_types(types)
-        for fmt in ours:
-            if fmt.select is not None:  # no other format's patterns or sniffs apply
-                reason = fmt.select(key)
-                return Classified(SKIP, reason) if reason else Classified(fmt.name)
-        names = {f.name for f in ours}
-        for fmt in ours:
+        patterned = [f for f in ours if f.select is None]
+        for fmt in patterned:
             if fmt.matches_key(key):
                 return self._taken(fmt, key)
+        refused = ""
+        for fmt in ours:
+            if fmt.select is not None:
+                reason = fmt.select(key)
+                if reason is None:
+                    return Classified(fmt.name)
+                refused = refused or reason
+        names = {f.name for f in ours}
         for fmt in self._formats.values():
             if fmt.name not in names and fmt.matches_key(key):
-                return Classified(SKIP, f"a {fmt.type} object, not a type this service "
-                                        f"collects")
-        if any(f.sniff for f in ours):
+                return Classified(SKIP, refused or f"a {fmt.type} object, not a type this "
+                                                   f"service collects")
+        for kind, pattern in self._uncollected.items():
+            if pattern.search(key):
+                return Classified(SKIP, refused or f"{kind}: not collected by this version")
+        if any(f.sniff for f in patterned):
             return Classified(SNIFF)
-        for fmt in ours:
+        for fmt in patterned:
             if not fmt.keys:
                 return self._taken(fmt, key)
+        if refused:
+            return Classified(SKIP, refused)
         raise CollectorError("SRC-006", f"cannot tell the log type of key {key!r} (expected "
                                         f"one of {', '.join(sorted(set(types)))})")
 

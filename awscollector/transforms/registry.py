@@ -20,7 +20,18 @@ BUILTIN: tuple[Format, ...] = (
     *umbrella.FORMATS,
 )
 
+# What else AWS writes to an organization's log-archive bucket, that no format here
+# collects yet: skipped with its name, not dead-lettered as an unknown key (SRC-006).
+_ACCOUNT = r"(^|/)AWSLogs/(o-[a-z0-9]{10,32}/)?\d{12}/"
+UNCOLLECTED: dict[str, str] = {
+    "AWS Config": _ACCOUNT + "Config/",
+    "Elastic Load Balancing access log": _ACCOUNT + "elasticloadbalancing/",
+    "AWS Network Firewall log": _ACCOUNT + "network-firewall/",
+    "Route 53 Resolver query log": _ACCOUNT + "vpcdnsquerylogs/",
+    "AWS WAF log": _ACCOUNT + "WAFLogs/",
+}
+
 
 def default_registry() -> Registry:
     """A registry of the built-in formats; each run gets its own (custom formats join)."""
-    return Registry(BUILTIN)
+    return Registry(BUILTIN, UNCOLLECTED)
