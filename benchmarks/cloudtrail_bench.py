@@ -38,7 +38,6 @@ import socket
 import ssl
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -50,6 +49,7 @@ from vpc_flow_bench import (
     Seeded,
     baseline_loop_seconds,
     dead_letter_lines,
+    in_workdir,
     measure,
     queue_depth,
     syslog_header,
@@ -268,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.baseline_worker:
         return baseline_worker(json.loads(args.baseline_worker))
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        return run(args, workdir)
-    with tempfile.TemporaryDirectory(prefix="cloudtrail-bench-") as tmp:
-        return run(args, Path(tmp))
+    return in_workdir(args, "cloudtrail-bench-", run)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:

@@ -39,7 +39,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -54,6 +53,7 @@ from vpc_flow_bench import (
     collector_config,
     dead_letter_lines,
     helper_pids,
+    in_workdir,
     machine_busy_seconds,
     own_cpu_seconds,
     processes_cpu_seconds,
@@ -468,12 +468,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        return run(args, workdir)
-    with tempfile.TemporaryDirectory(prefix="flink-bench-") as tmp:
-        return run(args, Path(tmp))
+    return in_workdir(args, "flink-bench-", run)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:

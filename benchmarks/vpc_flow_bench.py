@@ -437,11 +437,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.baseline_worker:
         return baseline_worker(json.loads(args.baseline_worker))
+    return in_workdir(args, "vpc-flow-bench-", run)
+
+
+def in_workdir(args: argparse.Namespace, prefix: str, run) -> int:
+    """``run(args, workdir)`` in ``--workdir`` (kept), or in a temporary directory."""
     if args.workdir:
         workdir = Path(args.workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         return run(args, workdir)
-    with tempfile.TemporaryDirectory(prefix="vpc-flow-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         return run(args, Path(tmp))
 
 
