@@ -97,7 +97,18 @@ def _role_arn(value: str) -> str:
     return value
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _bucket(value: str) -> str:
+    if not _BUCKET.fullmatch(value) or ".." in value:
+        raise error("CFG-004", f"'{value}' is not an S3 bucket name (3 to 63 lower-case "
+                               f"letters, digits, '.' and '-')")
+    return value
+
+
 Region = Annotated[str, AfterValidator(_region)]
+Bucket = Annotated[str, AfterValidator(_bucket)]
 RoleArn = Annotated[str, AfterValidator(_role_arn)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 

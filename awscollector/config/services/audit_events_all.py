@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from awscollector.config.services.base import RequestPeriod, SqsService, StartTime
+from awscollector.config.services.base import RequestPeriod, S3SqsService, StartTime
 
 
-class AuditEventsAll(SqsService):
+class AuditEventsAll(S3SqsService):
     NAME = "audit-events-all"
     # A new type: add it here.
     TYPES = ("audits_s3", "audit_apis")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
-from awscollector.config.base import Model, NonEmpty, Region, given, is_false
+from awscollector.config.base import Bucket, Model, NonEmpty, Region, given, is_false
 from awscollector.config.problems import error
 
 SERVICE_TAG = "__service__"  # AwsInput puts the service's name under this key
@@ -115,6 +115,14 @@ class SqsService(ServiceConfig):
             return []
         message = "give sqs_queue_name or sqs_queue_url" + (", not both" if found else "")
         return [{"type": error("CFG-007", message), "loc": (), "input": data}]
+
+
+class S3SqsService(SqsService):
+    """A service that reads S3 objects announced on an SQS queue."""
+
+    # The buckets that notify its queue: `setup` connects them, `iam-policy` scopes
+    # s3:GetObject to them (without them: every bucket). Collecting does not need them.
+    s3_buckets: list[Bucket] | None = Field(None, min_length=1)
 
 
 class ApiService(ServiceConfig):

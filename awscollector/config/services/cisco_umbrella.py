@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from awscollector.config.services.base import SqsService
+from awscollector.config.services.base import S3SqsService
 
 
-class CiscoUmbrella(SqsService):
+class CiscoUmbrella(S3SqsService):
     NAME = "cisco-umbrella"

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
-from awscollector.config.base import Model, NonEmpty, Region, given, is_false
+from awscollector.config.base import Bucket, Model, NonEmpty, Region, given, is_false
 from awscollector.config.problems import error
 from awscollector.config.services.base import ServiceConfig
 from awscollector.transforms.custom import JSON_FRAMINGS, TableTemplate
@@ -65,6 +65,7 @@ class CustomS3Source(Model):
     sqs_queue_url: NonEmpty | None = None
     regions: list[Region] | None = Field(None, min_length=1)
     readers: int = Field(1, ge=1)
+    s3_buckets: list[Bucket] | None = Field(None, min_length=1)  # as for the S3 services
     include: list[Regex] = Field(default_factory=list)  # empty: every key
     exclude: list[Regex] = Field(default_factory=list)
     framing: Framing  # before the keys whose checks depend on it
