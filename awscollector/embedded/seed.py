@@ -671,3 +671,248 @@ def put_json_lines_object(s3, bucket: str, key: str, records: list[dict]) -> str
     """Writes one JSON lines object (its notification follows); returns its key."""
     s3.put_object(Bucket=bucket, Key=key, Body=json_lines_object(records))
     return key
+
+
+# -- EventBridge events (service-events-all, sqs-cloudwatch-consumer)
+
+
+def create_event_queue(events, sqs, queue: str, service: str) -> str:
+    """A queue fed by the EventBridge rules of ``service`` (io/eventrules.py RULES, named
+    ``<queue>-<suffix>``) on the default event bus, with the queue policy that lets
+    EventBridge send to it; returns the queue URL."""
+    from awscollector.io.eventrules import RULES
+
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    rules = [f"{queue}-{rule.suffix}" for rule in RULES[service]]
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": arn}]}
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    for name, rule in zip(rules, RULES[service], strict=True):
+        events.put_rule(Name=name, EventPattern=json.dumps(rule.pattern), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[{"Id": "sqs", "Arn": arn}])
+    return url
+
+
+def put_events(events, batch: list[dict]) -> list[str]:
+    """Sends EventBridge events (dicts of AWS's event shape) with PutEvents, 10 a call,
+    as the services that own their sources would; returns their new ids.
+
+    AWS refuses ``aws.*`` sources from PutEvents (only AWS services send them); the
+    embedded AWS accepts them, which is how the demo and the tests play the services.
+    """
+    ids = []
+    for i in range(0, len(batch), 10):
+        entries = [{"Source": e["source"], "DetailType": e["detail-type"],
+                    "Detail": json.dumps(e["detail"]), "Resources": e.get("resources", [])}
+                   for e in batch[i:i + 10]]
+        result = events.put_events(Entries=entries)
+        if result.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents refused entries: {result['Entries']}")
+        ids += [entry["EventId"] for entry in result["Entries"]]
+    return ids
+
+
+def _event(source: str, detail_type: str, detail: dict, region: str, time: dt.datetime,
+           resources: list[str], rnd: random.Random, account: str = ACCOUNT) -> dict:
+    return {"version": "0", "id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+            "detail-type": detail_type, "source": source, "account": account,
+            "time": f"{time:%Y-%m-%dT%H:%M:%SZ}", "region": region, "resources": resources,
+            "detail": detail}
+
+
+def ec2_state_change_events(n: int, seed: int = 1, region: str = "us-east-1",
+                            account: str = ACCOUNT) -> list[dict]:
+    """n ``EC2 Instance State-change Notification`` events, instances going through
+    pending, running, stopping, stopped, shutting-down, terminated."""
+    rnd = random.Random(seed)
+    start = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    states = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+    out = []
+    for i in range(n):
+        instance = f"i-{seed:04x}{i:04x}{rnd.getrandbits(36):09x}"
+        out.append(_event(
+            "aws.ec2", "EC2 Instance State-change Notification",
+            {"instance-id": instance, "state": states[i % len(states)]}, region,
+            start + dt.timedelta(seconds=7 * i),
+            [f"arn:aws:ec2:{region}:{account}:instance/{instance}"], rnd, account))
+    return out
+
+
+_SH_CONTROLS = (  # (control, title, resource type, severity)
+    ("EC2.2", "VPC default security groups should not allow inbound or outbound traffic",
+     "AwsEc2SecurityGroup", "HIGH"),
+    ("S3.8", "S3 general purpose buckets should block public access", "AwsS3Bucket", "HIGH"),
+    ("IAM.6", "Hardware MFA should be enabled for the root user", "AwsAccount", "CRITICAL"),
+    ("CloudTrail.2", "CloudTrail should have encryption at-rest enabled", "AwsCloudTrailTrail",
+     "MEDIUM"),
+    ("EC2.19", "Security groups should not allow unrestricted access to ports with high risk",
+     "AwsEc2SecurityGroup", "CRITICAL"),
+    ("Lambda.2", "Lambda functions should use supported runtimes", "AwsLambdaFunction",
+     "MEDIUM"),
+)
+_SEVERITY = {"INFORMATIONAL": 0, "LOW": 1, "MEDIUM": 40, "HIGH": 70, "CRITICAL": 90}
+
+
+def _resource_arn(kind: str, region: str, account: str, rnd: random.Random) -> str:
+    if kind == "AwsEc2SecurityGroup":
+        return f"arn:aws:ec2:{region}:{account}:security-group/sg-{rnd.getrandbits(68):017x}"
+    if kind == "AwsS3Bucket":
+        return f"arn:aws:s3:::example-data-{rnd.getrandbits(24):06x}"
+    if kind == "AwsCloudTrailTrail":
+        return f"arn:aws:cloudtrail:{region}:{account}:trail/management-events"
+    if kind == "AwsLambdaFunction":
+        return f"arn:aws:lambda:{region}:{account}:function:etl-{rnd.getrandbits(16):04x}"
+    return f"AWS::::Account:{account}"
+
+
+def asff_findings(n: int, seed: int = 1, region: str = "us-east-1",
+                  account: str = ACCOUNT) -> list[dict]:
+    """n Security Hub control findings in the AWS Security Finding Format, as Security
+    Hub sends them (about 2 KB each)."""
+    rnd = random.Random(seed)
+    start = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    out = []
+    for i in range(n):
+        control, title, kind, label = _SH_CONTROLS[(seed + i) % len(_SH_CONTROLS)]
+        finding_id = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+        resource = _resource_arn(kind, region, account, rnd)
+        first = start - dt.timedelta(days=rnd.randrange(1, 30))
+        seen = start + dt.timedelta(minutes=i)
+        ts = f"{seen:%Y-%m-%dT%H:%M:%S}.{rnd.randrange(1000):03d}Z"
+        out.append({
+            "SchemaVersion": "2018-10-08",
+            "Id": f"arn:aws:securityhub:{region}:{account}:security-control/{control}/"
+                  f"finding/{finding_id}",
+            "ProductArn": f"arn:aws:securityhub:{region}::product/aws/securityhub",
+            "ProductName": "Security Hub", "CompanyName": "AWS", "Region": region,
+            "GeneratorId": f"security-control/{control}", "AwsAccountId": account,
+            "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
+            "FirstObservedAt": f"{first:%Y-%m-%dT%H:%M:%S}.000Z", "LastObservedAt": ts,
+            "CreatedAt": f"{first:%Y-%m-%dT%H:%M:%S}.000Z", "UpdatedAt": ts,
+            "Severity": {"Label": label, "Normalized": _SEVERITY[label], "Original": label},
+            "Title": title,
+            "Description": f"This control checks whether: {title[0].lower() + title[1:]}.",
+            "Remediation": {"Recommendation": {
+                "Text": "For information on how to correct this issue, consult the AWS "
+                        "Security Hub controls documentation.",
+                "Url": f"https://docs.aws.amazon.com/console/securityhub/{control}/"
+                       f"remediation"}},
+            "ProductFields": {
+                "RelatedAWSResources:0/name": f"securityhub-{control.lower()}-"
+                                              f"{rnd.getrandbits(32):08x}",
+                "RelatedAWSResources:0/type": "AWS::Config::ConfigRule",
+                "aws/securityhub/ProductName": "Security Hub",
+                "aws/securityhub/CompanyName": "AWS",
+                "Resources:0/Id": resource,
+                "aws/securityhub/FindingId": f"arn:aws:securityhub:{region}::product/aws/"
+                                             f"securityhub/{finding_id}"},
+            "Resources": [{"Type": kind, "Id": resource, "Partition": "aws", "Region": region}],
+            "Compliance": {"Status": "FAILED", "SecurityControlId": control,
+                           "AssociatedStandards": [{
+                               "StandardsId": "standards/aws-foundational-security-best-"
+                                              "practices/v/1.0.0"}]},
+            "WorkflowState": "NEW", "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE",
+            "FindingProviderFields": {
+                "Severity": {"Label": label, "Original": label},
+                "Types": ["Software and Configuration Checks/Industry and Regulatory "
+                          "Standards"]},
+            "ProcessedAt": ts,
+        })
+    return out
+
+
+def securityhub_findings_event(findings: list[dict], region: str = "us-east-1",
+                               seed: int = 1, account: str = ACCOUNT,
+                               detail_type: str = "Security Hub Findings - Imported") -> dict:
+    """A ``Security Hub Findings - Imported`` event of ``findings`` (up to 100); its
+    ``resources`` are the findings' ids, as Security Hub fills them."""
+    rnd = random.Random(seed)
+    detail: dict = {"findings": findings}
+    if detail_type == "Security Hub Findings - Custom Action":
+        detail = {"actionName": "SendToDevo", "actionDescription": "Send findings to Devo",
+                  **detail}
+    return _event("aws.securityhub", detail_type, detail, region,
+                  dt.datetime(2026, 11, 27, 12, 5, tzinfo=dt.UTC),
+                  [f["Id"] for f in findings if isinstance(f, dict) and "Id" in f], rnd,
+                  account)
+
+
+def securityhub_insight_event(region: str = "us-east-1", seed: int = 1,
+                              account: str = ACCOUNT) -> dict:
+    """A ``Security Hub Insight Results`` event (a custom action on an insight)."""
+    rnd = random.Random(seed)
+    return _event(
+        "aws.securityhub", "Security Hub Insight Results", {
+            "actionName": "SendToDevo", "actionDescription": "Send insight results to Devo",
+            "insightArn": f"arn:aws:securityhub:::insight/securityhub/default/"
+                          f"{rnd.randrange(1, 30)}",
+            "insightName": "AWS resources with the most findings",
+            "resultType": "ResourceId", "number of results": "3",
+            "insightResults": [
+                {f"arn:aws:ec2:{region}:{account}:security-group/sg-0123456789abcdef0": 7},
+                {f"arn:aws:s3:::example-data-{rnd.getrandbits(24):06x}": 4},
+                {f"AWS::::Account:{account}": 2}]},
+        region, dt.datetime(2026, 11, 27, 12, 6, tzinfo=dt.UTC),
+        [f"arn:aws:securityhub:{region}:{account}:action/custom/SendToDevo"], rnd, account)
+
+
+def guardduty_finding_events(n: int, seed: int = 1, region: str = "us-east-1",
+                             account: str = ACCOUNT) -> list[dict]:
+    """n ``GuardDuty Finding`` events: an EC2 instance probed on an unprotected port,
+    as GuardDuty describes it (its detail is the finding, as GetFindings returns it)."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        finding_id = f"{rnd.getrandbits(128):032x}"
+        detector = f"{rnd.getrandbits(128):032x}"
+        instance = f"i-{rnd.getrandbits(68):017x}"
+        at = dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=3 * i)
+        ts = f"{at:%Y-%m-%dT%H:%M:%S}.{rnd.randrange(1000):03d}Z"
+        port = rnd.choice((22, 3389, 5432, 9200))
+        remote = f"198.51.100.{rnd.randrange(1, 255)}"
+        detail = {
+            "schemaVersion": "2.0", "accountId": account, "region": region,
+            "partition": "aws", "id": finding_id,
+            "arn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/"
+                   f"{finding_id}",
+            "type": "Recon:EC2/PortProbeUnprotectedPort",
+            "resource": {"resourceType": "Instance", "instanceDetails": {
+                "instanceId": instance, "instanceType": "t3.micro",
+                "launchTime": "2026-11-20T09:14:02.000Z", "platform": None,
+                "imageId": "ami-0abcdef1234567890", "availabilityZone": f"{region}a",
+                "instanceState": "running",
+                "networkInterfaces": [{
+                    "networkInterfaceId": f"eni-{rnd.getrandbits(68):017x}",
+                    "privateIpAddress": f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                    "publicIp": f"203.0.113.{rnd.randrange(1, 255)}",
+                    "subnetId": "subnet-0a1b2c3d4e5f67890", "vpcId": "vpc-0a1b2c3d4e5f67890",
+                    "securityGroups": [{"groupName": "web", "groupId": "sg-0123456789abcdef0"}]}],
+                "tags": [{"key": "Name", "value": f"web-{i}"}]}},
+            "service": {
+                "serviceName": "guardduty", "detectorId": detector,
+                "action": {"actionType": "PORT_PROBE", "portProbeAction": {
+                    "blocked": False, "portProbeDetails": [{
+                        "localPortDetails": {"port": port, "portName": "SSH" if port == 22
+                                             else "Unknown"},
+                        "remoteIpDetails": {"ipAddressV4": remote,
+                                            "organization": {"asn": "64496",
+                                                             "asnOrg": "EXAMPLE-NET",
+                                                             "isp": "Example ISP",
+                                                             "org": "Example ISP"},
+                                            "country": {"countryName": "Example"},
+                                            "city": {"cityName": ""},
+                                            "geoLocation": {"lat": 0.0, "lon": 0.0}}}]}},
+                "resourceRole": "TARGET", "additionalInfo": {"threatListName": "ProofPoint"},
+                "eventFirstSeen": ts, "eventLastSeen": ts, "archived": False,
+                "count": rnd.randrange(1, 20)},
+            "severity": 2, "createdAt": ts, "updatedAt": ts,
+            "title": f"Unprotected port on EC2 instance {instance} is being probed.",
+            "description": f"EC2 instance has an unprotected port which is being probed by a "
+                           f"known malicious host ({remote}).",
+        }
+        out.append(_event("aws.guardduty", "GuardDuty Finding", detail, region, at, [], rnd,
+                          account))
+    return out

@@ -26,6 +26,7 @@ from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
 from awscollector.io.stop import StopSignal
 from awscollector.pipelines.context import RunContext, ServicePlan, label_of
+from awscollector.pipelines.event_services import EVENT_SERVICES, expand_events
 from awscollector.pipelines.idle import QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
 from awscollector.pipelines.s3_services import S3_SERVICES, expand_s3, group_label, share_queues
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # service name -> expand(pbegin, plans, ctx) -> {"events": ..., "dead_letter/...": ...};
 # the plans are one service's, or those of services that share a queue.
 SERVICES: dict[str, Callable] = {name: expand_s3 for name in S3_SERVICES}
+SERVICES.update({name: expand_events for name in EVENT_SERVICES})
+# service name -> its declaration (types, options, sources): S3 and event services
+DECLARED = {**S3_SERVICES, **EVENT_SERVICES}
 
 
 def config_globals(config):
@@ -77,7 +81,7 @@ def plan_services(config, registry: Registry | None = None, warn: bool = True
         if skipped_types and warn:
             log.warning("RUN-002 service %s: types %s not available in this version: skipped",
                         name, ", ".join(skipped_types))
-        for source, cfg in S3_SERVICES[name].sources(service):  # custom-s3: one per source
+        for source, cfg in DECLARED[name].sources(service):  # custom-s3: one per source
             label = label_of(name, source)
             regions = cfg.regions or aws.regions_for(name)
             queues = []
@@ -86,7 +90,7 @@ def plan_services(config, registry: Registry | None = None, warn: bool = True
                 readers = getattr(cfg, "readers", None) or 1
                 queues = [SqsQueue(label, region, queue, reader)
                           for region in regions for reader in range(readers)]
-            formats = registry.of_types(S3_SERVICES[name].types(cfg))
+            formats = registry.of_types(DECLARED[name].types(cfg))
             plans.append(ServicePlan(name, cfg, regions, queues,
                                      formats[0].table if formats else "-", source))
     return plans

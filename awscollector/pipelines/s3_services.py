@@ -57,7 +57,9 @@ def share_queues(plans: list[ServicePlan]) -> list[list[ServicePlan]]:
     services on one queue must read it together, each taking its own types.
 
     Plans on one queue must read it in the same regions (CFG-017): a service would
-    otherwise get objects from a region it does not collect.
+    otherwise get objects from a region it does not collect. S3 services and event
+    services (pipelines/event_services.py) cannot share a queue (CFG-018): one reads
+    S3 notifications, the other EventBridge events.
     """
     groups: list[list[ServicePlan]] = []
     for plan in plans:
@@ -68,6 +70,13 @@ def share_queues(plans: list[ServicePlan]) -> list[list[ServicePlan]]:
         groups.append([p for g in joined for p in g] + [plan])
     for group in groups:
         first = group[0]
+        s3 = [p.label for p in group if p.name in S3_SERVICES]
+        events = [p.label for p in group if p.name not in S3_SERVICES]
+        if s3 and events:
+            raise CollectorError(
+                "CFG-018", f"{s3[0]} and {events[0]} read one SQS queue, but {s3[0]} collects "
+                           f"S3 objects it announces and {events[0]} EventBridge events: give "
+                           f"them separate queues")
         for plan in group[1:]:
             if _queue_ids(plan) != _queue_ids(first):
                 raise CollectorError(

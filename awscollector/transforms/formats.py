@@ -42,6 +42,9 @@ JSON_LINES = "json_lines"  # one JSON document per line (dicts)
 CSV = "csv"  # lines of CSV (bytes); the parser splits them, quotes and all
 PARQUET = "parquet"  # Parquet rows as Arrow record batches, row group by row group
 FRAMINGS = (LINES, JSON_RECORDS, JSON_LINES, CSV, PARQUET)
+# Not an S3 framing: one decoded EventBridge event (a dict) per SQS message, read
+# by pipelines/sqs_events.py; its formats say which events they take (`recognize`).
+EVENTS = "events"
 
 # Header lines of LINES and CSV framings, handed to every batch of the object.
 FIRST_LINE = "first_line"  # the object's first line names its fields (VPC Flow Logs)
@@ -116,6 +119,8 @@ class Format:
       patterns); None takes the object, a reason skips it. Its type should have no
       other format. On a queue shared with other services, their formats' key
       patterns are tried first.
+    recognize: ``recognize(event) -> bool`` (EVENTS framing): whether a decoded
+      EventBridge event is of this format, by its ``source`` and ``detail-type``.
     """
 
     name: str
@@ -130,10 +135,13 @@ class Format:
     records_field: str = "Records"
     json_messages: bool = False
     select: Callable[[str], str | None] | None = None
+    recognize: Callable[[Mapping[str, Any]], bool] | None = None
 
     def __post_init__(self) -> None:
-        if self.framing not in FRAMINGS:
+        if self.framing not in FRAMINGS and self.framing != EVENTS:
             raise ValueError(f"format {self.name}: unknown framing {self.framing!r}")
+        if (self.framing == EVENTS) != (self.recognize is not None):
+            raise ValueError(f"format {self.name}: `recognize` goes with framing {EVENTS!r}")
         object.__setattr__(self, "_patterns", tuple(re.compile(k) for k in self.keys))
 
     def matches_key(self, key: str) -> bool:
@@ -228,6 +236,15 @@ class Registry:
     def _taken(fmt: Format, key: str) -> Classified:
         reason = fmt.skip(key) if fmt.skip else None
         return Classified(SKIP, reason) if reason else Classified(fmt.name)
+
+    def classify_event(self, event: Mapping[str, Any], types: Iterable[str]) -> Format | None:
+        """The first format of ``types`` (EVENTS framing) that recognizes a decoded
+        EventBridge event; None if none does. Registration order decides, so specific
+        formats (Security Hub findings) go before catch-alls (any AWS service event)."""
+        for fmt in self.of_types(types):
+            if fmt.recognize is not None and fmt.recognize(event):
+                return fmt
+        return None
 
     def sniff(self, head: bytes, types: Iterable[str], raw: bytes = b"") -> Format | None:
         """The first format of ``types`` whose sniff recognizes the object's first bytes

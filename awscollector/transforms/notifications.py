@@ -69,10 +69,24 @@ def parse_notification(body: str) -> Notification:
         raise CollectorError("SRC-005", f"not an S3 notification: {shown}") from None
 
 
+def sns_message(doc: dict) -> tuple[bool, object]:
+    """(True, the message) if ``doc`` is an SNS notification envelope, else (False, None).
+
+    SNS wraps what was published (an S3 notification, an EventBridge event) as a
+    JSON string under ``Message``; raw message delivery sends it unwrapped instead.
+
+        >>> sns_message({"Type": "Notification", "MessageId": "m", "Message": "{}"})
+        (True, '{}')
+    """
+    if doc.get("Type") == "Notification" and "Message" in doc:
+        return True, doc["Message"]
+    return False, None
+
+
 def _parse(body: str) -> Notification:
     doc = _load(body)
-    if doc.get("Type") == "Notification" and "Message" in doc:  # SNS envelope
-        message = doc["Message"]
+    wrapped, message = sns_message(doc)
+    if wrapped:
         if not isinstance(message, str):
             raise _NotS3
         kind, objects = _parse_event(_load(message))

@@ -9,7 +9,16 @@ Order matters where key patterns overlap: formats are tried in this order.
 
 from __future__ import annotations
 
-from awscollector.transforms import cloudfront, cloudtrail, umbrella, vpcflow, vpcflow_parquet
+from awscollector.transforms import (
+    cloudfront,
+    cloudtrail,
+    eventbridge,
+    guardduty_events,
+    securityhub,
+    umbrella,
+    vpcflow,
+    vpcflow_parquet,
+)
 from awscollector.transforms.formats import Format, Registry
 
 BUILTIN: tuple[Format, ...] = (
@@ -18,6 +27,11 @@ BUILTIN: tuple[Format, ...] = (
     cloudtrail.FORMAT,
     cloudfront.FORMAT,
     *umbrella.FORMATS,
+    # EventBridge events (SQS event services): the specific kinds before the catch-all,
+    # so on a queue two event services share, each event goes to the most specific.
+    *securityhub.FORMATS,
+    guardduty_events.FORMAT,
+    eventbridge.FORMAT,
 )
 
 # What else AWS writes to an organization's log-archive bucket, that no format here
