@@ -2,6 +2,7 @@
 
     aws-collector run --config FILE [--until-idle] [--idle-seconds N] [BEAM OPTIONS]
     aws-collector validate --config FILE
+    aws-collector setup --config FILE [--dry-run]
     aws-collector demo [--out DIR] [--output syslog|http|both]
 
 Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
                           "flight); after a crash, messages come back after this long")
     validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
     validate.add_argument("--config", required=True)
+    setup = sub.add_parser("setup", help="create on AWS what the configured services need "
+                                         "(queues, policies, rules, bucket notifications)")
+    setup.add_argument("--config", required=True)
+    setup.add_argument("--dry-run", action="store_true",
+                       help="print what would be created; change nothing")
     demo = sub.add_parser("demo", help="collect sample data from an embedded AWS to an "
                                        "embedded Devo relay")
     demo.add_argument("--out", default="demo-out", help="where the relay writes <table>.log")
@@ -184,6 +190,25 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cmd_setup(args) -> int:
+    """Exit 0 all set up, 1 an AWS failure or problem (coded lines on stderr), 2 config."""
+    from awscollector.pipelines.collector import plan_services
+    from awscollector.pipelines.s3_services import share_queues
+    from awscollector.provision import run_setup
+
+    config = _load(args.config)
+    try:
+        share_queues(plan_services(config, warn=False))  # one queue, same regions: CFG-017
+        result = run_setup(config, dry_run=args.dry_run)
+    except Exception as e:
+        error = e if isinstance(e, CollectorError) else CollectorError(
+            "RUN-001", f"setup failed: {type(e).__name__}: {e}")
+        log.debug("%s", error, exc_info=e)
+        print(str(error), file=sys.stderr)
+        return 2 if error.code.startswith("CFG-") else 1
+    return result.exit_code
+
+
 def cmd_demo(args) -> int:
     from awscollector.demo import run_demo
 
@@ -200,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.command == "run":
         return cmd_run(args, rest)
+    if args.command == "setup":
+        return cmd_setup(args)
     return cmd_demo(args)
 
 
