@@ -22,9 +22,18 @@ What it seeds, in three regions:
 - Cisco Umbrella dns, ip, proxy and cloud firewall logs (``cisco-umbrella``), and
   JSON lines of an application (a ``custom-s3`` source, ``table:
   my.app.{record.kind}``), each on a bucket and queue of their own.
+- EventBridge events, put on the default event bus as the AWS services would, and
+  sent by the event services' rules (io/eventrules.py) to their queues: EC2
+  instance state changes in two regions, a Security Hub import of several
+  findings and a GuardDuty finding in the first. ``service-events-all``
+  (``auto_event_type: true``) reads ``aws-events`` in both regions and gets every
+  one of them (its rule takes every ``aws.*`` event), a table per service;
+  ``sqs-cloudwatch-consumer`` reads ``security-findings`` and gets the Security
+  Hub findings (one event each) and the GuardDuty finding.
 
 The exit code is 0 only if every output received at least every good record
-seeded, table by table (digest files and the truncated object are not counted).
+and event seeded, table by table (digest files and the truncated object are not
+counted).
 
 ``--output http`` delivers to an embedded Devo HTTP endpoint instead (HTTPS, a
 token, gzip bodies), which writes ``<out>/<table>.log`` just the same;
@@ -54,6 +63,7 @@ from awscollector.embedded.seed import (
     CLOUDFRONT_FIELDS_2018,
     CUSTOM_FIELDS,
     app_events,
+    asff_findings,
     cloudfront_lines,
     cloudtrail_digest_key,
     cloudtrail_digest_object,
@@ -61,14 +71,19 @@ from awscollector.embedded.seed import (
     cloudtrail_key,
     cloudtrail_object,
     cloudtrail_records,
+    create_event_queue,
     create_s3_sqs,
+    ec2_state_change_events,
+    guardduty_finding_events,
     put_cloudfront_object,
     put_cloudtrail_object,
+    put_events,
     put_json_lines_object,
     put_tgw_object,
     put_umbrella_object,
     put_vpc_object,
     put_vpc_parquet_object,
+    securityhub_findings_event,
     tgw_flow_lines,
     umbrella_lines,
     vpc_flow_lines,
@@ -80,6 +95,11 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 QUEUE = "aws-logs"  # in every region; in the first, shared by two services
 UMBRELLA_QUEUE = "umbrella-logs"
 APP_QUEUE = "myapp-logs"
+EVENTS_QUEUE = "aws-events"  # service-events-all, in EVENT_REGIONS
+FINDINGS_QUEUE = "security-findings"  # sqs-cloudwatch-consumer, in the first region
+EVENT_REGIONS = REGIONS[:2]
+EC2_EVENTS = {REGIONS[0]: 8, REGIONS[1]: 4}  # EC2 state changes per region
+SECURITY_HUB_FINDINGS = 5  # in one Security Hub import event
 OUTPUTS = ("syslog", "http", "both")
 
 VPC_TABLE = "cloud.aws.vpc.flow"
@@ -116,6 +136,9 @@ def services_config() -> dict:
             "name": "app", "sqs_queue_name": APP_QUEUE, "regions": [first],
             "include": [r"^app/.*\.jsonl\.gz$"], "framing": "json_lines",
             "table": APP_TABLE}]},
+        "service-events-all": {"sqs_queue_name": EVENTS_QUEUE, "regions": list(EVENT_REGIONS),
+                               "auto_event_type": True},
+        "sqs-cloudwatch-consumer": {"sqs_queue_name": FINDINGS_QUEUE, "regions": [first]},
     }
 
 
@@ -202,7 +225,36 @@ def seed(aws: EmbeddedAws) -> list[Seeded]:
         app.update(f"my.app.{r['kind']}" for r in records)
     seeded.append(Seeded(f"{app.total()} custom-s3 records (source app: JSON lines, table "
                          f"{APP_TABLE}) on their own bucket and queue in {first}", dict(app)))
-    return seeded
+    return seeded + seed_events(aws)
+
+
+def seed_events(aws: EmbeddedAws) -> list[Seeded]:
+    """EventBridge events through the rules of the event services to their queues."""
+    first = REGIONS[0]
+    for region in EVENT_REGIONS:
+        create_event_queue(aws.client("events", region), aws.client("sqs", region),
+                           EVENTS_QUEUE, "service-events-all")
+    create_event_queue(aws.client("events", first), aws.client("sqs", first), FINDINGS_QUEUE,
+                       "sqs-cloudwatch-consumer")
+    for n, (region, count) in enumerate(EC2_EVENTS.items()):
+        put_events(aws.client("events", region),
+                   ec2_state_change_events(count, seed=90 + n, region=region))
+    findings = asff_findings(SECURITY_HUB_FINDINGS, seed=95, region=first)
+    put_events(aws.client("events", first),
+               [securityhub_findings_event(findings, region=first, seed=95),
+                *guardduty_finding_events(1, seed=96, region=first)])
+    return [
+        Seeded(f"{sum(EC2_EVENTS.values())} EC2 instance state-change events (EventBridge) in "
+               f"{', '.join(EVENT_REGIONS)}, to service-events-all",
+               {"cloud.aws.cloudwatch.ec2": sum(EC2_EVENTS.values())}),
+        # Both services' rules take these: one message on each queue.
+        Seeded(f"a Security Hub import of {len(findings)} findings and a GuardDuty finding "
+               f"(EventBridge) in {first}, to sqs-cloudwatch-consumer (a Devo event per "
+               f"finding) and to service-events-all (a Devo event per event)",
+               {"cloud.aws.securityhub.findings": len(findings),
+                "cloud.aws.guardduty.findings": 1, "cloud.aws.cloudwatch.securityhub": 1,
+                "cloud.aws.cloudwatch.guardduty": 1}),
+    ]
 
 
 def expected_tables(seeded: list[Seeded]) -> dict[str, int]:

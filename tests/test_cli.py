@@ -472,6 +472,14 @@ DEMO_DELIVERED = {
     ("custom-s3.app", "us-east-1", "my.app.login"): 80,
     ("custom-s3.app", "us-east-1", "my.app.request"): 80,
     ("custom-s3.app", "us-east-1", "my.app.logout"): 80,
+    # EventBridge events: EC2 state changes in two regions; a Security Hub import of 5
+    # findings and a GuardDuty finding reach both event services (both rules match).
+    ("service-events-all", "us-east-1", "cloud.aws.cloudwatch.ec2"): 8,
+    ("service-events-all", "eu-west-1", "cloud.aws.cloudwatch.ec2"): 4,
+    ("service-events-all", "us-east-1", "cloud.aws.cloudwatch.securityhub"): 1,
+    ("service-events-all", "us-east-1", "cloud.aws.cloudwatch.guardduty"): 1,
+    ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.securityhub.findings"): 5,
+    ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.guardduty.findings"): 1,
 }
 # VPC Flow Logs of the shared queue's region: 750 text, 200 Parquet and 200 Transit
 # Gateway records, and the first of the truncated object's 2000 lines (not all).
@@ -487,7 +495,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     holding what its rows delivered, the truncated object as the one dead letter, the
     digest file skipped, and a valid config."""
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 7
+    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 9
     rows = _summary_rows(done.stdout)
     got = {(row[0], row[1], row[2]): int(row[3]) for row in rows}
     assert len(got) == len(rows)  # one row per (service, region, table)
@@ -514,7 +522,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     check = _cli("validate", "--config", str(out / "collector.yaml"),
                  env=_env(DEVO_HTTP_TOKEN="set-by-the-test"))
     assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "config OK: 4 services, 3 regions"
+    assert check.stdout.strip() == "config OK: 6 services, 3 regions"
 
 
 def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
