@@ -24,6 +24,11 @@ Devo table, and the records it could not parse with a code and a reason::
 
 Adding a format is that module plus one line in ``transforms/registry.py``
 (or ``registry.register(...)`` for a format of your own).
+
+EventBridge events read from SQS (pipelines/sqs_events.py) are formats too, of
+framing ``EVENTS``: one decoded event per message, recognized by the format's
+``recognize(event)`` (``Registry.classify_event``) instead of a key, and parsed
+by the same kind of parser.
 """
 
 from __future__ import annotations
