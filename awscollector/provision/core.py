@@ -57,7 +57,9 @@ class Setup:
         return self.access.client(service, region)
 
     def identity(self, region: str) -> Identity:
-        found = self.access.factory().identity(region)  # AWS-001 on bad credentials
+        # AWS-001 on bad credentials (the factory's own check), else the call's error.
+        found = self.call(f"sts GetCallerIdentity in {region}",
+                          self.access.factory().identity, region=region)
         arn = found.get("Arn", "")
         partition = arn.split(":")[1] if arn.count(":") >= 2 else "aws"
         return Identity(found["Account"], partition or "aws")
