@@ -2,14 +2,18 @@
 
 A queue setup creates gets ``<queue>-dlq`` as its dead-letter queue, with
 ``maxReceiveCount`` = the collector's own count + ``REDRIVE_MARGIN``. Why above it:
-the collector dead-letters a message itself (with what it knows: queue, message,
-the error) on the receive after its services' ``max_receive_count``; SQS moves a
-message to the dead-letter queue instead of handing it out once it was received
+a message received more often than its services' ``max_receive_count`` is for the
+collector to dead-letter (with what it knows: queue, message, the error); SQS moves
+a message to the dead-letter queue instead of handing it out once it was received
 ``maxReceiveCount`` times. Were SQS's count not higher, the message would leave the
 queue before the collector ever saw the receive on which it records it. The margin
 covers receives that do not reach that decision: a run that fails while writing a
 dead letter, a crash, a reader released on shutdown. The SQS dead-letter queue is
 then the last resort, keeping (14 days) what the collector could not record.
+
+The config has no ``max_receive_count`` yet, and io/sqs.py carries each message's
+receive count without acting on it: setup uses the documented default, 5
+(``DEFAULT_MAX_RECEIVE_COUNT``), and a service's own value once it has one.
 
 The queue policy lets ``events.amazonaws.com`` (EventBridge rules) or
 ``s3.amazonaws.com`` (bucket notifications) send, each scoped with ``aws:SourceArn``
