@@ -3,6 +3,7 @@
     aws-collector run --config FILE [--until-idle] [--idle-seconds N] [BEAM OPTIONS]
     aws-collector validate --config FILE
     aws-collector setup --config FILE [--dry-run]
+    aws-collector iam-policy --config FILE [--identity keys|base-role|target-role]
     aws-collector demo [--out DIR] [--output syslog|http|both]
 
 Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--config", required=True)
     setup.add_argument("--dry-run", action="store_true",
                        help="print what would be created; change nothing")
+    policy = sub.add_parser("iam-policy", help="print the least-privilege IAM policy `run` "
+                                               "needs for the config")
+    policy.add_argument("--config", required=True)
+    policy.add_argument("--identity", choices=("keys", "base-role", "target-role"),
+                        default="keys", help="whose policy: the identity of the keys (default),"
+                                             " or an assumed role of the config")
     demo = sub.add_parser("demo", help="collect sample data from an embedded AWS to an "
                                        "embedded Devo relay")
     demo.add_argument("--out", default="demo-out", help="where the relay writes <table>.log")
@@ -209,6 +216,29 @@ def cmd_setup(args) -> int:
     return result.exit_code
 
 
+def cmd_iam_policy(args) -> int:
+    """Prints the policy document on stdout, notes (RUN-009, ...) on stderr; exit 0, or 2
+    for a bad config or an identity the config does not go through."""
+    import json
+
+    setup_logging()  # before Beam's import, whose GCP-extras warning it filters
+    from awscollector.iampolicy import iam_policy
+
+    config = _load(args.config)
+    try:
+        found = iam_policy(config, args.identity)
+    except ValueError as e:
+        print(f"aws-collector iam-policy: --identity {args.identity}: {e}", file=sys.stderr)
+        return 2
+    except CollectorError as e:  # CFG-012, CFG-017, CFG-018: what `run` refuses
+        print(str(e), file=sys.stderr)
+        return 2
+    for note in found.notes:
+        print(note, file=sys.stderr)
+    print(json.dumps(found.document, indent=2))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from awscollector.demo import run_demo
 
@@ -222,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "iam-policy":
+        return cmd_iam_policy(args)
     setup_logging()
     if args.command == "run":
         return cmd_run(args, rest)
