@@ -92,8 +92,9 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
     notes = _skipped(config, availability)
     plans = plan_services(config, warn=False)
     if not plans:
-        raise CollectorError("CFG-012", "no enabled service is available in this version: "
-                                        "`run` has nothing to do")
+        skipped = ", ".join(config.inputs.aws.enabled_services()) or "none enabled"
+        raise CollectorError("CFG-012", f"no enabled service runs in this version (not run: "
+                                        f"{skipped}): `run` has nothing to do")
     share_queues(plans)  # what `run` refuses, this refuses too
 
     position = chain.index(identity)
