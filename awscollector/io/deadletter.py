@@ -88,6 +88,27 @@ def _shortened(doc: dict) -> dict:
     return short
 
 
+def message_dead_letter(message, code: str, error: str, **source) -> DeadLetter:
+    """A dead letter of an SQS message (``io.sqs.SqsMessage``), naming its queue and id."""
+    return DeadLetter(message.service, message.region,
+                      {"queue_url": message.queue_url, "message_id": message.message_id,
+                       **source},
+                      code, f"{message.queue_url} message {message.message_id}: {error}",
+                      notification_of(message.body))
+
+
+TOO_OFTEN = "SRC-015"
+
+
+def received_too_often(message) -> DeadLetter:
+    """The dead letter of a message received more than its queue's max_receive_count."""
+    return message_dead_letter(
+        message, TOO_OFTEN, f"received {message.receive_count} times (max_receive_count "
+                            f"{message.max_receive_count}): no earlier attempt finished with "
+                            f"it, so it is dead-lettered instead of tried again",
+        receive_count=message.receive_count)
+
+
 def notification_of(body: str) -> Any:
     """The SQS message body as JSON when it is JSON, else as the raw string."""
     try:

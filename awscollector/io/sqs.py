@@ -64,6 +64,7 @@ class SqsQueue:
     region: str
     queue: str  # name or https URL
     reader: int = 0
+    max_receive_count: int | None = None  # received more often: dead-lettered, not parsed
 
     @property
     def is_url(self) -> bool:
@@ -85,6 +86,13 @@ class SqsMessage:
     message_id: str
     body: str
     receive_count: int = 1
+    max_receive_count: int | None = None  # its queue's
+
+    def received_too_often(self) -> bool:
+        """Received more than ``max_receive_count`` times: every earlier attempt failed
+        (a run crashed or failed on it), so it goes to the dead letter instead of
+        blocking its queue."""
+        return self.max_receive_count is not None and self.receive_count > self.max_receive_count
 
 
 class _PollRestrictionProvider(RestrictionProvider):
@@ -237,7 +245,7 @@ class _ReadSqsFn(beam.DoFn):
                 for m in messages:
                     count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
                     yield SqsMessage(queue.service, queue.region, url, m["MessageId"],
-                                     m["Body"], count)
+                                     m["Body"], count, queue.max_receive_count)
             else:
                 self._idle_since.setdefault(queue, time.monotonic())
             if not messages or received >= self._max_messages or time.monotonic() >= deadline:

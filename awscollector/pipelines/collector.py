@@ -88,7 +88,7 @@ def plan_services(config, registry: Registry | None = None, warn: bool = True
             queue = getattr(cfg, "sqs_queue_url", None) or getattr(cfg, "sqs_queue_name", None)
             if queue:
                 readers = getattr(cfg, "readers", None) or 1
-                queues = [SqsQueue(label, region, queue, reader)
+                queues = [SqsQueue(label, region, queue, reader, cfg.max_receive_count)
                           for region in regions for reader in range(readers)]
             formats = registry.of_types(DECLARED[name].types(cfg))
             plans.append(ServicePlan(name, cfg, regions, queues,

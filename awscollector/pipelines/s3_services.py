@@ -89,15 +89,18 @@ def share_queues(plans: list[ServicePlan]) -> list[list[ServicePlan]]:
 
 def shared_readers(plans: list[ServicePlan]) -> list[SqsQueue]:
     """The readers of a group's queues: per queue and region, the most any plan asks for,
-    labelled with the first plan (its message-level dead letters are that plan's)."""
-    readers: dict[tuple[str, str], tuple[SqsQueue, int]] = {}
+    labelled with the first plan (its message-level dead letters are that plan's), with
+    the lowest ``max_receive_count`` of the plans."""
+    readers: dict[tuple[str, str], tuple[SqsQueue, int, int | None]] = {}
     for plan in plans:
         for q in plan.queues:
             key = (q.region, _queue_name(q.queue))
-            first, n = readers.get(key, (q, 0))
-            readers[key] = (first, max(n, q.reader + 1))
+            first, n, most = readers.get(key, (q, 0, q.max_receive_count))
+            counts = [c for c in (most, q.max_receive_count) if c is not None]
+            readers[key] = (first, max(n, q.reader + 1), min(counts) if counts else None)
     label = plans[0].label
-    return [SqsQueue(label, q.region, q.queue, i) for q, n in readers.values() for i in range(n)]
+    return [SqsQueue(label, q.region, q.queue, i, most)
+            for q, n, most in readers.values() for i in range(n)]
 
 
 def _queue_ids(plan: ServicePlan) -> set[tuple[str, str]]:

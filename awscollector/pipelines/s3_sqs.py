@@ -28,7 +28,12 @@ from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
-from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
+from awscollector.io.deadletter import (
+    DEAD_LETTER,
+    DeadLetter,
+    notification_of,
+    received_too_often,
+)
 from awscollector.io.delivery import EventBatch
 from awscollector.io.routes import Routes
 from awscollector.io.s3 import FormatBatch, ObjectTask, ReadS3Records
@@ -60,6 +65,9 @@ class ExtractObjects(beam.DoFn):
         self._skipped = Metrics.counter("s3_sqs", "skipped")
 
     def process(self, message: SqsMessage):
+        if message.received_too_often():
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, received_too_often(message))
+            return
         try:
             notification = parse_notification(message.body)
         except CollectorError as e:

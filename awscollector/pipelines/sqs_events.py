@@ -36,7 +36,12 @@ from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
 from awscollector.io.access import AwsAccess
-from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
+from awscollector.io.deadletter import (
+    DEAD_LETTER,
+    DeadLetter,
+    message_dead_letter,
+    received_too_often,
+)
 from awscollector.io.routes import Routes
 from awscollector.io.s3 import FormatBatch
 from awscollector.io.sqs import ReadFromSqs, SqsMessage, SqsQueue
@@ -69,14 +74,6 @@ class EventTask(NamedTuple):
                                    type=self.kind, **source)
 
 
-def message_dead_letter(message: SqsMessage, code: str, error: str, **source) -> DeadLetter:
-    """A dead letter of an SQS message, naming its queue and message id."""
-    return DeadLetter(message.service, message.region,
-                      {"queue_url": message.queue_url, "message_id": message.message_id,
-                       **source},
-                      code, f"{message.queue_url} message {message.message_id}: {error}",
-                      notification_of(message.body))
-
 
 class DecodeEvents(beam.DoFn):
     """SqsMessage -> FormatBatch of its one EventBridge event, by the format that takes it.
@@ -94,6 +91,9 @@ class DecodeEvents(beam.DoFn):
         self._events = Metrics.counter("sqs_events", "events")
 
     def process(self, message: SqsMessage):
+        if message.received_too_often():
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, received_too_often(message))
+            return
         try:
             event = decode_event(message.body)
         except CollectorError as e:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 from awscollector.io.eventrules import RULES, EventRule
 
-# The collector's own count when a service sets no `max_receive_count` (the config has
-# no such field yet; 5 is the documented default).
+# The collector's own count when a service (a model without the field) gives none.
 DEFAULT_MAX_RECEIVE_COUNT = 5
 S3_SERVICES = ("non-cloudwatch-logs", "audit-events-all", "cisco-umbrella", "custom-s3")
 

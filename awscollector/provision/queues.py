@@ -11,9 +11,8 @@ covers receives that do not reach that decision: a run that fails while writing 
 dead letter, a crash, a reader released on shutdown. The SQS dead-letter queue is
 then the last resort, keeping (14 days) what the collector could not record.
 
-The config has no ``max_receive_count`` yet, and io/sqs.py carries each message's
-receive count without acting on it: setup uses the documented default, 5
-(``DEFAULT_MAX_RECEIVE_COUNT``), and a service's own value once it has one.
+The collector's count is the highest ``max_receive_count`` (default 5) of the
+services on the queue.
 
 The queue policy lets ``events.amazonaws.com`` (EventBridge rules) or
 ``s3.amazonaws.com`` (bucket notifications) send, each scoped with ``aws:SourceArn``

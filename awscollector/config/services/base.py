@@ -101,6 +101,8 @@ class SqsService(ServiceConfig):
     sqs_queue_name: NonEmpty | None = None
     sqs_queue_url: NonEmpty | None = None
     readers: int = Field(1, ge=1)
+    # A message received more often went unfinished that many times: dead-lettered.
+    max_receive_count: int = Field(5, ge=1)
 
     @classmethod
     def _needs_queue(cls, data: dict) -> bool:

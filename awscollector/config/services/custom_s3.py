@@ -65,6 +65,7 @@ class CustomS3Source(Model):
     sqs_queue_url: NonEmpty | None = None
     regions: list[Region] | None = Field(None, min_length=1)
     readers: int = Field(1, ge=1)
+    max_receive_count: int = Field(5, ge=1)  # as for the other SQS services
     s3_buckets: list[Bucket] | None = Field(None, min_length=1)  # as for the S3 services
     include: list[Regex] = Field(default_factory=list)  # empty: every key
     exclude: list[Regex] = Field(default_factory=list)
