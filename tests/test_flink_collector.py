@@ -178,3 +178,53 @@ def test_sigterm_stops_the_job_and_deletes_every_delivered_message(
     assert not partly, f"objects delivered in part: {sorted(partly)}"
     assert queue_depth(embedded_aws, url) == len(objects) - len(delivered_objects)
     assert "delivered" in log and str(len(relay.events(TABLE))) in log  # the summary
+
+
+def test_event_services_on_flink_until_idle(cluster, embedded_aws, relay, pki, tmp_path):
+    """service-events-all and sqs-cloudwatch-consumer run on Flink as on the DirectRunner:
+    each event once, in its table, every message deleted; --until-idle ends the job."""
+    import json
+
+    from awscollector.embedded.config import embedded_config
+    from awscollector.embedded.seed import (
+        asff_findings,
+        create_event_queue,
+        ec2_state_change_events,
+        put_events,
+        securityhub_findings_event,
+    )
+    from tests.vpc_helpers import unique
+
+    events = embedded_aws.client("events")
+    sqs = embedded_aws.client("sqs")
+    names = {"service-events-all": unique("events"), "sqs-cloudwatch-consumer": unique("sh")}
+    urls = {service: create_event_queue(events, sqs, name, service)
+            for service, name in names.items()}
+    try:
+        ec2 = put_events(events, ec2_state_change_events(30, seed=11))
+        found = asff_findings(40, seed=12)
+        put_events(events, [securityhub_findings_event(found[:20], seed=12),
+                            securityhub_findings_event(found[20:], seed=13)])
+        raw = embedded_config(embedded_aws.endpoint_url, relay.port, pki, tmp_path, "-",
+                              services={s: {"sqs_queue_name": n} for s, n in names.items()})
+        path = tmp_path / "collector.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        done = subprocess.run(
+            [sys.executable, "-m", "awscollector", "run", "--config", str(path),
+             "--until-idle", "--idle-seconds", "3", "--runner", "FlinkRunner",
+             f"--flink_master={cluster.flink_master}", "--environment_type=EXTERNAL",
+             f"--environment_config={cluster.environment_config}", "--parallelism=2",
+             f"--checkpointing_interval={CHECKPOINT_MS}", "--job_name=collector-events-test"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
+    finally:
+        for rule in events.list_rules()["Rules"]:  # other tests' events stay theirs
+            if rule["Name"].startswith(tuple(names.values())):
+                events.remove_targets(Rule=rule["Name"], Ids=["sqs"])
+                events.delete_rule(Name=rule["Name"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = [json.loads(e) for e in relay.events("cloud.aws.cloudwatch.events")]
+    assert sorted(e["id"] for e in got if e["source"] == "aws.ec2") == sorted(ec2)
+    assert sorted(json.loads(e)["Id"] for e in relay.events("cloud.aws.securityhub.findings")
+                  ) == sorted(f["Id"] for f in found)
+    for url in urls.values():
+        assert queue_depth(embedded_aws, url) == 0
