@@ -285,3 +285,58 @@ def test_a_period_belongs_to_the_window_it_ends_in(embedded_aws):
                    [(2 * HOUR - 300_000, 16.0)]]
     # A window too short for any period to end in it asks nothing.
     assert sums(h + 60_000, h + 120_000) == []
+
+
+# -- end to end: the collector, over HTTP and TLS
+
+
+def test_collector_delivers_each_datapoint_once_and_resumes(embedded_aws, relay, pki, tmp_path):
+    from awscollector.pipelines.collector import run_collector
+
+    cw = embedded_aws.client("cloudwatch")
+    app, svc, host = unique("E2eApp"), unique("E2eSvc"), unique("h")
+    h = base_hour(3)
+    put(cw, app, "Cpu", {"Host": host}, [(h + 60_000 * i, float(i % 7)) for i in range(150)])
+    put(cw, svc, "Calls", {"Host": host, "Op": "get"}, [(h + 30_000, 2.0), (h + 90_000, 3.0)])
+    put(cw, svc, "Calls", {"Host": host, "Op": "put"}, [(h + 2 * HOUR + 60_000, 5.0)])
+    service = {"namespaces": [app, svc], "statistics": ["Sum", "Maximum"],
+               "start_time": dt.datetime.fromtimestamp(h / 1000, dt.UTC).isoformat(),
+               "lag_seconds": 0}
+    raw = embedded_config(embedded_aws.endpoint_url, relay.port, pki, tmp_path, "-",
+                          services={"metrics-all": service})
+
+    def collect():
+        return run_collector(parse_config(raw, tmp_path, environ=ENV), [], idle_seconds=1)
+
+    result = collect()
+
+    def iso(ms):
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    expected = []
+    cpu: dict[int, list[float]] = {}
+    for i in range(150):
+        cpu.setdefault(60_000 * i // 300_000 * 300_000, []).append(float(i % 7))
+    for t, values in cpu.items():
+        expected += [(app, "Cpu", {"Host": host}, "Sum", sum(values), h + t),
+                     (app, "Cpu", {"Host": host}, "Maximum", max(values), h + t)]
+    expected += [(svc, "Calls", {"Host": host, "Op": "get"}, "Sum", 5.0, h),
+                 (svc, "Calls", {"Host": host, "Op": "get"}, "Maximum", 3.0, h),
+                 (svc, "Calls", {"Host": host, "Op": "put"}, "Sum", 5.0, h + 2 * HOUR),
+                 (svc, "Calls", {"Host": host, "Op": "put"}, "Maximum", 5.0, h + 2 * HOUR)]
+    events = [json.loads(line) for line in relay.events(TABLE)]
+    assert sorted(json.dumps(e, sort_keys=True) for e in events) == sorted(
+        json.dumps({"namespace": ns, "metricName": name, "dimensions": dims, "statistic": stat,
+                    "unit": None, "value": value, "timestamp": iso(t), "period": 300,
+                    "region": REGION, "account": ACCOUNT}, sort_keys=True)
+        for ns, name, dims, stat, value, t in expected)
+    assert len(events) == 2 * 30 + 4
+    rows = {(r[0], r[2]): r[3] for r in result.rows}
+    assert rows[("metrics-all", TABLE)] == len(events)
+
+    # A second run starts at its checkpoints: nothing is sent again, not even a point
+    # put late into a period already delivered (lag_seconds is there for that).
+    relay.reset()
+    put(cw, app, "Cpu", {"Host": host}, [(h + 2 * HOUR + 120_000, 100.0)])  # a done period
+    collect()
+    assert relay.events(TABLE) == []
