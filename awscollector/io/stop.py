@@ -49,6 +49,10 @@ class StopSignal:
     def requested(self) -> bool:
         return self._get().event.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, less if a stop is requested; whether it was."""
+        return self._get().event.wait(seconds)
+
     def __getstate__(self) -> dict:
         return {"_shared": self._shared}
 

@@ -20,14 +20,16 @@ from apache_beam.runners.runner import PipelineState
 
 from awscollector.errors import CollectorError, as_collector_error
 from awscollector.io.access import AwsAccess
+from awscollector.io.checkpoints import checkpoints_from_config
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
 from awscollector.io.devo import DevoTarget, WriteToDevo
 from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
 from awscollector.io.stop import StopSignal
+from awscollector.pipelines.api_services import API_SERVICES, expand_api
 from awscollector.pipelines.context import RunContext, ServicePlan, label_of
 from awscollector.pipelines.event_services import EVENT_SERVICES, expand_events
-from awscollector.pipelines.idle import QueuesIdle
+from awscollector.pipelines.idle import ApisCaughtUp, QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
 from awscollector.pipelines.s3_services import S3_SERVICES, expand_s3, group_label, share_queues
 from awscollector.transforms.formats import Registry
@@ -49,15 +51,17 @@ def config_globals(config):
 
 def availability(name: str, service) -> tuple[bool, tuple[str, ...]]:
     """Whether this version runs an enabled service, and which of its config types it
-    skips: audit-events-all collects ``audits_s3`` from S3, while ``audit_apis`` (an
-    API puller) is not available yet; with only that, the service is not run at all."""
+    skips (none, today: audit-events-all collects ``audits_s3`` from S3 and
+    ``audit_apis`` from CloudTrail's API)."""
+    api = name in API_SERVICES and API_SERVICES[name].runs(service)
     if name not in SERVICES:
-        return False, ()
+        return api, ()
     asked = tuple(getattr(service, "types", None) or ())
     if name not in S3_SERVICES or not asked:
         return True, ()
     collected = S3_SERVICES[name].types(service)
-    return bool(collected), tuple(t for t in asked if t not in collected)
+    skipped = tuple(t for t in asked if t not in collected and not (api and t == "audit_apis"))
+    return bool(collected) or api, skipped
 
 
 def plan_services(config, registry: Registry | None = None, warn: bool = True
@@ -81,6 +85,11 @@ def plan_services(config, registry: Registry | None = None, warn: bool = True
         if skipped_types and warn:
             log.warning("RUN-002 service %s: types %s not available in this version: skipped",
                         name, ", ".join(skipped_types))
+        if name in API_SERVICES and API_SERVICES[name].runs(service):
+            plans.append(ServicePlan(name, service, service.regions or aws.regions_for(name),
+                                     default_table=API_SERVICES[name].table, api=True))
+        if name not in DECLARED or (name in S3_SERVICES and not S3_SERVICES[name].types(service)):
+            continue
         for source, cfg in DECLARED[name].sources(service):  # custom-s3: one per source
             label = label_of(name, source)
             regions = cfg.regions or aws.regions_for(name)
@@ -120,18 +129,25 @@ def output_transform(name: str, output) -> beam.PTransform:
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
-                   sqs_options: dict, registry: Registry | None = None) -> AwsAccess:
-    """Adds every service, its dead letters and its outputs; returns the run's AWS access."""
+                   sqs_options: dict, registry: Registry | None = None) -> RunContext:
+    """Adds every service, its dead letters and its outputs; returns the run's context
+    (its AWS access, and the API streams it reads)."""
     aws = config.inputs.aws
     parallelism = sum(len(p.queues) for p in plans) or 1
     access = AwsAccess(aws, max_pool_connections=max(10, 2 * parallelism))
     g = config_globals(config)
     dl_region = (aws.regions or ["us-east-1"])[0]
     dl_target = DeadLetterTarget.from_config(g.dead_letter, dl_region)
-    ctx = RunContext(access, dl_target, registry or run_registry(config), sqs_options)
+    checkpoints = checkpoints_from_config(g.persistence, access, ".")
+    ctx = RunContext(access, dl_target, registry or run_registry(config), sqs_options,
+                     checkpoints)
     for group in share_queues(plans):
         label = group_label(group)
-        named = SERVICES[group[0].name](pipeline, group, ctx)
+        if group[0].api:
+            label += " API"
+            named = expand_api(pipeline, group, ctx)
+        else:
+            named = SERVICES[group[0].name](pipeline, group, ctx)
         for key, pcoll in named.items():
             if key.startswith(DEAD_LETTER):
                 # One writer per dead-letter PCollection: a Flatten would break the fusion
@@ -139,7 +155,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                 pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access)
         for out_name, output in config.outputs.items():
             named["events"] | f"{label} to {out_name}" >> output_transform(out_name, output)
-    return access
+    return ctx
 
 
 def run_collector(config, beam_args: list[str] | None = None,
@@ -165,13 +181,18 @@ def run_collector(config, beam_args: list[str] | None = None,
         pipeline = beam.Pipeline(options=setup.options)
     except (ValueError, TypeError) as e:  # e.g. an unknown --runner
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
-    access = build_pipeline(pipeline, config, plans, sqs_options, registry)
+    ctx = build_pipeline(pipeline, config, plans, sqs_options, registry)
     try:
         result = pipeline.run()
         if setup.on_flink:
             idle = None
             if idle_seconds is not None:
-                idle = QueuesIdle(access, [q for p in plans for q in p.queues], idle_seconds)
+                queues = QueuesIdle(ctx.access, [q for p in plans for q in p.queues],
+                                    idle_seconds)
+                apis = ApisCaughtUp(ctx.checkpoints, ctx.api_streams)
+
+                def idle() -> bool:
+                    return apis() and queues()
             counters = _follow_flink_job(result, setup, stop, idle)
         else:
             result.wait_until_finish()
@@ -252,9 +273,13 @@ def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
             service, region = name.split("|", 1)
             dead[(service, region)] = dead.get((service, region), 0) + value
     rows = []
+    shown = set()  # audit-events-all has an S3 plan and an API plan: its rows once
     for plan in plans:
         for region in plan.regions:
             label = plan.label
+            if (label, region) in shown:
+                continue
+            shown.add((label, region))
             tables = sorted(t for (s, r, t) in delivered if s == label and r == region)
             tables = tables or [plan.default_table]
             for i, table in enumerate(tables):

@@ -17,6 +17,8 @@ class RunContext:
     dead_letter: DeadLetterTarget
     registry: Registry
     sqs_options: dict[str, Any] = field(default_factory=dict)  # ReadFromSqs keyword arguments
+    checkpoints: Any = None  # the API pullers' store (io/checkpoints.py)
+    api_streams: list[Any] = field(default_factory=list)  # the ApiStreams the run reads
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ServicePlan:
     queues: list[SqsQueue] = field(default_factory=list)
     default_table: str = "-"  # for summary rows of a service that delivered nothing
     source: str = ""  # the source's name, for a service of several sources
+    api: bool = False  # it polls an API (pipelines/api_services.py) rather than SQS
 
     @property
     def label(self) -> str:

@@ -4,7 +4,9 @@ On the DirectRunner each reader stops once its queue returned nothing for the
 idle time, and the pipeline ends. A Flink streaming job does not end when its
 readers do, so on Flink the submitting process watches the queues instead: once
 every queue has held nothing, neither waiting nor in flight (received and not yet
-deleted), for the idle time, the run stops the job with a savepoint.
+deleted), for the idle time, and every API stream's checkpoint covers the time
+up to now less its lag as of the run's start (a checkpoint moves only after the
+Flink checkpoint that covers the pages), the run stops the job with a savepoint.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from awscollector.io.access import AwsAccess
+from awscollector.io.api import caught_up, checkpoint_key, target_of
+from awscollector.io.pullers import ApiStream
 from awscollector.io.sqs import SqsQueue
 
 log = logging.getLogger(__name__)
@@ -58,3 +62,23 @@ class QueuesIdle:
                 return 1  # not known to be empty
             total += sum(int(attrs["Attributes"].get(name, 0)) for name in _COUNTS)
         return total
+
+
+class ApisCaughtUp:
+    """Whether every API stream of a run has delivered up to where the run aims."""
+
+    def __init__(self, checkpoints, streams: list[ApiStream]) -> None:
+        self._checkpoints = checkpoints
+        self._left = {s.key: (s, target_of(s)) for s in streams}
+
+    def __call__(self) -> bool:
+        for key, (stream, target) in list(self._left.items()):
+            try:
+                saved = self._checkpoints.load(checkpoint_key(stream))
+            except Exception as e:  # a checkpoint being replaced: ask again later
+                log.debug("checkpoint of %s not read: %s", stream.stream, e)
+                return False
+            if not caught_up(stream, saved, target):
+                return False
+            del self._left[key]
+        return True

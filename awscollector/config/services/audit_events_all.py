@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from awscollector.config.services.base import RequestPeriod, S3SqsService, StartTime
+from awscollector.config.services.base import LagSeconds, RequestPeriod, S3SqsService, StartTime
 
 
 class AuditEventsAll(S3SqsService):
@@ -18,6 +18,7 @@ class AuditEventsAll(S3SqsService):
     # so that they come after the SQS ones in messages and dumps.
     start_time: StartTime = None
     request_period_in_seconds: RequestPeriod = 60
+    lag_seconds: LagSeconds = None
 
     @classmethod
     def _needs_queue(cls, data: dict) -> bool:

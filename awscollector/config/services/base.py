@@ -127,8 +127,14 @@ class S3SqsService(SqsService):
     s3_buckets: list[Bucket] | None = Field(None, min_length=1)
 
 
+LagSeconds = Annotated[int | None, Field(None, ge=0)]
+
+
 class ApiService(ServiceConfig):
     """A service that polls an AWS API."""
 
     start_time: StartTime = None
     request_period_in_seconds: RequestPeriod = 60
+    # How far behind now it reads, for data that reaches the API late; None: the API's
+    # default (CloudTrail 900 s).
+    lag_seconds: LagSeconds = None
