@@ -79,6 +79,7 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
     (as ``run`` would), CFG-017/CFG-018 for services that cannot share their queue,
     and ValueError for an identity the config does not go through.
     """
+    from awscollector.pipelines.api_services import api_puller
     from awscollector.pipelines.collector import availability, config_globals, plan_services
     from awscollector.pipelines.s3_services import S3_SERVICES, share_queues
 
@@ -118,7 +119,11 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
     by_name: set[str] = set()
     buckets: set[str] = set()
     any_bucket: list[str] = []
+    api_actions: set[str] = set()
     for plan in plans:
+        if plan.api:
+            api_actions.update(api_puller(plan.name).actions)
+            continue
         for queue in plan.queues:
             arn = queue_arn(queue.queue, queue.region, account)
             queues.add(arn)
@@ -147,6 +152,17 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
                                      [f"arn:{p}:s3:::*/*" for p in partitions]))
     else:
         statements.append(_statement("GetObjectsOfS3Buckets", [GET_OBJECT_ACTION], buckets))
+    if api_actions:
+        # These APIs take no resource narrower than the account (FilterLogEvents could
+        # name log groups, but the groups of a prefix or pattern are found at run time).
+        statements.append(_statement("PollApis", sorted(api_actions), ["*"]))
+        persistence = config_globals(config).persistence
+        if persistence.type == "s3":
+            c = persistence.config
+            prefix = c.prefix if not c.prefix or c.prefix.endswith("/") else c.prefix + "/"
+            partition = _partition((config.inputs.aws.regions or ["us-east-1"])[0])
+            statements.append(_statement("KeepCheckpoints", ["s3:GetObject", "s3:PutObject"],
+                                         [f"arn:{partition}:s3:::{c.bucket}/{prefix}*"]))
     dead_letter = config_globals(config).dead_letter
     if dead_letter.type == "sqs":
         aws = config.inputs.aws

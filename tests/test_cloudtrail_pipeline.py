@@ -33,7 +33,6 @@ from tests.vpc_helpers import (
     put_object,
     queue_depth,
     raw_config,
-    run_cli,
     setup_queue,
     tagged_lines,
 )
@@ -177,50 +176,6 @@ def test_bad_documents_are_dead_lettered_and_the_rest_delivered(embedded_aws, re
         17, "x"]
     assert queue_depth(embedded_aws, url) == 0
     assert result.rows[0][3:] == (len(expected), 4)
-
-
-# -- audit_apis is a later API puller: RUN-002, and never run as S3
-
-
-def _write(path, raw) -> str:
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
-def test_validate_and_run_say_run_002_for_audit_apis(embedded_aws, relay, pki, tmp_path):
-    import subprocess
-    import sys
-
-    bucket, queue, url = setup_queue(embedded_aws)
-    files = seed_trail(embedded_aws, bucket)
-    only_apis = audit_raw_config(embedded_aws, relay, pki, queue, tmp_path, types=["audit_apis"])
-    del only_apis["inputs"]["aws"]["services"][SERVICE]["sqs_queue_name"]  # not needed
-    path = _write(tmp_path / "apis.yaml", only_apis)
-    env = {**os.environ, **ENV}
-    check = subprocess.run([sys.executable, "-m", "awscollector", "validate", "--config", path],
-                           capture_output=True, text=True, env=env, timeout=60)
-    assert check.returncode == 0, check.stderr
-    assert check.stderr.startswith(f"RUN-002 inputs.aws.services.{SERVICE}: not available in "
-                                   "this version (types audit_apis)")
-    done = run_cli(path, timeout=120)
-    assert done.returncode == 2, done.stderr
-    assert "RUN-002" in done.stderr and "CFG-012" in done.stderr
-    assert relay.connections() == 0
-    assert queue_depth(embedded_aws, url) == len(files) + 2  # untouched
-
-    both = audit_raw_config(embedded_aws, relay, pki, queue, tmp_path,
-                            types=["audits_s3", "audit_apis"])
-    path = _write(tmp_path / "both.yaml", both)
-    check = subprocess.run([sys.executable, "-m", "awscollector", "validate", "--config", path],
-                           capture_output=True, text=True, env=env, timeout=60)
-    assert check.returncode == 0, check.stderr
-    assert check.stderr.startswith(f"RUN-002 inputs.aws.services.{SERVICE}.types: audit_apis "
-                                   "not available in this version")
-    done = run_cli(path)
-    assert done.returncode == 0, done.stderr
-    assert f"RUN-002 service {SERVICE}: types audit_apis not available" in done.stderr
-    assert relay.counts() == {TABLE: sum(len(r) for r in files.values())}
-    assert queue_depth(embedded_aws, url) == 0
 
 
 # -- memory
