@@ -21,6 +21,7 @@ from awscollector.config import parse_config
 from awscollector.config.problems import ConfigError
 from awscollector.embedded.config import embedded_config
 from awscollector.embedded.seed import guardduty_finding_events
+from awscollector.iampolicy import iam_policy
 from awscollector.io.api import ApiRecords, ParseApiRecords
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.pullers import PULLERS, ApiStream
@@ -135,6 +136,15 @@ def test_config_defaults_and_refuses_an_empty_detector_id(tmp_path, pki):
                           services={"guardduty": {"detector_ids": [""]}})
     with pytest.raises(ConfigError, match="detector_ids"):
         parse_config(raw, tmp_path, environ=ENV)
+
+
+def test_iam_policy_lets_the_service_list_detectors_and_read_findings(tmp_path, pki):
+    raw = embedded_config("http://127.0.0.1:1", 1, pki, tmp_path, "-",
+                          services={"guardduty": None})
+    document = iam_policy(parse_config(raw, tmp_path, environ=ENV)).document
+    (poll,) = [s for s in document["Statement"] if s["Sid"] == "PollApis"]
+    assert poll["Action"] == ["guardduty:GetFindings", "guardduty:ListDetectors",
+                              "guardduty:ListFindings"]
 
 
 # -- pure: the parse DoFn
