@@ -43,10 +43,12 @@ token, gzip bodies), which writes ``<out>/<table>.log`` just the same;
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import shutil
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,7 @@ from awscollector.embedded.seed import (
     vpc_key,
     vpc_object,
 )
+from awscollector.embedded.seed_apis import put_log_group, put_metric_series
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 QUEUE = "aws-logs"  # in every region; in the first, shared by two services
@@ -107,6 +110,15 @@ CLOUDTRAIL_TABLE = "cloud.aws.cloudtrail.events"
 CLOUDFRONT_TABLE = "cloud.aws.cloudfront.web_1"
 UMBRELLA_KINDS = {"dns": 120, "ip": 80, "proxy": 80, "firewall": 60}  # records per kind
 APP_TABLE = "my.app.{record.kind}"
+LOGS_TABLE = "cloud.aws.cloudwatch.logs"
+METRICS_TABLE = "cloud.aws.cloudwatch.metrics"
+LOG_GROUPS = {"/demo/lambda/orders": 400, "/demo/lambda/payments": 250, "/demo/ecs/web": 300}
+METRIC_NAMESPACES = {"Demo/Web": [("Requests", {"Service": "web"}),
+                                  ("Errors", {"Service": "web"})],
+                     "Demo/Queue": [("Depth", {"Queue": "orders"})]}
+METRIC_PERIODS = 12  # five-minute periods with data, the last ending at least 5 min ago
+STATISTICS = ["Sum", "Maximum"]
+API_HOURS = 6  # the API services' start_time: this many hours back
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,18 @@ def services_config() -> dict:
         "service-events-all": {"sqs_queue_name": EVENTS_QUEUE, "regions": list(EVENT_REGIONS),
                                "auto_event_type": True},
         "sqs-cloudwatch-consumer": {"sqs_queue_name": FINDINGS_QUEUE, "regions": [first]},
+        # The API pullers: from API_HOURS back up to now (no lag: the demo's data is all
+        # there when the run starts).
+        "cloudwatch-logs": {"log_group_prefixes": ["/demo/"], "regions": [first],
+                            "start_time": _hours_back(API_HOURS), "lag_seconds": 0},
+        "metrics-all": {"namespaces": list(METRIC_NAMESPACES), "period_seconds": 300,
+                        "statistics": STATISTICS, "regions": [first],
+                        "start_time": _hours_back(API_HOURS), "lag_seconds": 0},
     }
+
+
+def _hours_back(hours: int) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).isoformat(timespec="seconds")
 
 
 def seed(aws: EmbeddedAws) -> list[Seeded]:
@@ -225,7 +248,29 @@ def seed(aws: EmbeddedAws) -> list[Seeded]:
         app.update(f"my.app.{r['kind']}" for r in records)
     seeded.append(Seeded(f"{app.total()} custom-s3 records (source app: JSON lines, table "
                          f"{APP_TABLE}) on their own bucket and queue in {first}", dict(app)))
-    return seeded + seed_events(aws)
+    return seeded + seed_events(aws) + seed_apis(aws)
+
+
+def seed_apis(aws: EmbeddedAws) -> list[Seeded]:
+    """What the API pullers read: log groups and metrics of the last hours."""
+    first = REGIONS[0]
+    logs = aws.client("logs", first)
+    now = int(time.time() * 1000)
+    start = now - (API_HOURS - 1) * 3_600_000
+    for n, (group, count) in enumerate(LOG_GROUPS.items()):
+        put_log_group(logs, group, count, start, now - 60_000, seed=100 + n)
+    cw = aws.client("cloudwatch", first)
+    series = sum(put_metric_series(cw, ns, metrics, METRIC_PERIODS, seed=110 + n)
+                 for n, (ns, metrics) in enumerate(METRIC_NAMESPACES.items()))
+    return [
+        Seeded(f"{sum(LOG_GROUPS.values())} CloudWatch Logs events in {len(LOG_GROUPS)} log "
+               f"groups over {API_HOURS - 1} hours in {first}, to cloudwatch-logs",
+               {LOGS_TABLE: sum(LOG_GROUPS.values())}),
+        Seeded(f"{series} five-minute periods of {sum(map(len, METRIC_NAMESPACES.values()))} "
+               f"CloudWatch metrics in {len(METRIC_NAMESPACES)} namespaces in {first}, to "
+               f"metrics-all ({len(STATISTICS)} statistics: a datapoint each)",
+               {METRICS_TABLE: series * len(STATISTICS)}),
+    ]
 
 
 def seed_events(aws: EmbeddedAws) -> list[Seeded]:
