@@ -480,6 +480,9 @@ DEMO_DELIVERED = {
     ("service-events-all", "us-east-1", "cloud.aws.cloudwatch.guardduty"): 1,
     ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.securityhub.findings"): 5,
     ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.guardduty.findings"): 1,
+    # The API pullers: 3 log groups; 3 metrics x 12 periods x 2 statistics.
+    ("cloudwatch-logs", "us-east-1", "cloud.aws.cloudwatch.logs"): 950,
+    ("metrics-all", "us-east-1", "cloud.aws.cloudwatch.metrics"): 72,
 }
 # VPC Flow Logs of the shared queue's region: 750 text, 200 Parquet and 200 Transit
 # Gateway records, and the first of the truncated object's 2000 lines (not all).
@@ -495,7 +498,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     holding what its rows delivered, the truncated object as the one dead letter, the
     digest file skipped, and a valid config."""
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 9
+    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 11
     rows = _summary_rows(done.stdout)
     got = {(row[0], row[1], row[2]): int(row[3]) for row in rows}
     assert len(got) == len(rows)  # one row per (service, region, table)
@@ -522,7 +525,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     check = _cli("validate", "--config", str(out / "collector.yaml"),
                  env=_env(DEVO_HTTP_TOKEN="set-by-the-test"))
     assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "config OK: 6 services, 3 regions"
+    assert check.stdout.strip() == "config OK: 8 services, 3 regions"
 
 
 def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
