@@ -110,3 +110,34 @@ def test_names_and_pattern_select_groups(embedded_aws, relay, pki, tmp_path):
                "start_time": iso(now - 3_600_000), "lag_seconds": 0}
     collect(embedded_aws, relay, pki, tmp_path, service)
     assert sorted(e["message"] for e in delivered(relay)) == sorted(wanted)
+
+
+def test_checkpoints_in_s3(embedded_aws, relay, pki, tmp_path):
+    """globals.persistence type s3: one object per group under the prefix; a second run
+    resumes from them."""
+    logs, s3 = embedded_aws.client("logs"), embedded_aws.client("s3")
+    bucket = unique("state")
+    s3.create_bucket(Bucket=bucket)
+    prefix = f"/{unique('s3cp')}/"
+    now = int(time.time() * 1000)
+    expected = fill_group(logs, prefix + "a", 300, now - 7_200_000, 20_000)
+    expected += fill_group(logs, prefix + "b", 200, now - 7_200_000, 30_000)
+    raw = logs_config(embedded_aws, relay, pki, tmp_path, {
+        "log_group_prefixes": [prefix], "start_time": iso(now - 3 * 3_600_000),
+        "lag_seconds": 0})
+    raw["globals"]["persistence"] = {"type": "s3",
+                                     "config": {"bucket": bucket, "prefix": "collector/state"}}
+    config = parse_config(raw, tmp_path, environ=ENV)
+    run_collector(config, [], idle_seconds=1)
+    assert sorted(e["message"] for e in delivered(relay)) == sorted(expected)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert len(keys) == 2 and all(k.startswith("collector/state/cloudwatch-logs/") for k in keys)
+    assert not (tmp_path / "state").exists()  # nothing on the filesystem
+
+    relay.reset()
+    time.sleep(0.05)
+    logs.put_log_events(logGroupName=prefix + "b", logStreamName="stream-0", logEvents=[
+        {"timestamp": int(time.time() * 1000), "message": "b new"}])
+    time.sleep(0.01)
+    run_collector(parse_config(raw, tmp_path, environ=ENV), [], idle_seconds=1)
+    assert [e["message"] for e in delivered(relay)] == ["b new"]
