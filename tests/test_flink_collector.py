@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -228,3 +229,67 @@ def test_event_services_on_flink_until_idle(cluster, embedded_aws, relay, pki, t
                   ) == sorted(f["Id"] for f in found)
     for url in urls.values():
         assert queue_depth(embedded_aws, url) == 0
+
+
+LOGS_TABLE = "cloud.aws.cloudwatch.logs"
+ACCOUNT = "123456789012"  # the account moto's STS answers
+
+
+def logs_run_cmd(cluster: FlinkCluster, aws, relay, pki, workdir: Path, service: dict,
+                 job_name: str, *extra: str) -> list[str]:
+    """`aws-collector run` of cloudwatch-logs on the cluster, parallelism 2."""
+    from awscollector.embedded.config import embedded_config
+
+    raw = embedded_config(aws.endpoint_url, relay.port, pki, workdir, "-",
+                          services={"cloudwatch-logs": service})
+    path = workdir / "collector.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return [sys.executable, "-m", "awscollector", "run", "--config", str(path), *extra,
+            "--runner", "FlinkRunner", f"--flink_master={cluster.flink_master}",
+            "--environment_type=EXTERNAL", f"--environment_config={cluster.environment_config}",
+            "--parallelism=2", f"--checkpointing_interval={CHECKPOINT_MS}",
+            f"--job_name={job_name}"]
+
+
+def group_checkpoint(workdir: Path, group: str) -> dict | None:
+    from awscollector.io.checkpoints import CheckpointKey, FileCheckpoints
+
+    return FileCheckpoints(workdir / "state").load(
+        CheckpointKey("cloudwatch-logs", ACCOUNT, "us-east-1", group))
+
+
+def test_cloudwatch_logs_on_flink_until_idle(cluster, embedded_aws, relay, pki, tmp_path):
+    """A backfill of several groups on Flink: each event once, each group's checkpoint
+    covers the range, and --until-idle ends the job on its own."""
+    from tests.test_logs_pipeline import fill_group, iso
+    from tests.vpc_helpers import unique
+
+    logs = embedded_aws.client("logs")
+    prefix = f"/{unique('flink')}/"
+    now = int(time.time() * 1000)
+    start = now - 5 * 3_600_000
+    groups = [prefix + name for name in ("api", "worker", "cron", "batch")]
+    expected = collections.Counter()
+    for i, group in enumerate(groups):  # 3000 events over four hours, from start on
+        expected.update(fill_group(logs, group, 3000, start + 1000 + i, 4_800))
+    service = {"log_group_prefixes": [prefix], "start_time": iso(start), "lag_seconds": 0}
+    begun = int(time.time() * 1000)
+    t0 = time.monotonic()
+    done = subprocess.run(
+        logs_run_cmd(cluster, embedded_aws, relay, pki, tmp_path, service,
+                     "collector-logs-idle-test", "--until-idle", "--idle-seconds", "3"),
+        capture_output=True, text=True, timeout=600, env={**os.environ, **ENV})
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr[-3000:]
+    received = collections.Counter(json.loads(e)["message"] for e in relay.events(LOGS_TABLE))
+    lost, extra = expected - received, received - expected
+    print(f"cloudwatch-logs until idle on Flink: {sum(received.values())} events of "
+          f"{sum(expected.values())} in {took:.1f}s; {sum(lost.values())} lost, "
+          f"{sum(extra.values())} duplicated or unknown")
+    assert not lost and not extra
+    assert "every queue idle" in done.stderr
+    for group in groups:
+        saved = group_checkpoint(tmp_path, group)
+        assert saved is not None and saved["open"] == [], (group, saved)
+        (covered,) = saved["done"]
+        assert covered[0] <= start + 1000 and covered[1] >= begun, (group, covered)
