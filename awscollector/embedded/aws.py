@@ -9,6 +9,11 @@ Used by the demo, the tests and the benchmarks, so that boto3 runs unchanged.
 `in_process=False` runs the server as a child process (its own GIL), and is the only
 way to give it environment settings, such as `INITIAL_NO_AUTH_ACTION_COUNT` to
 enforce IAM, because moto reads them when it is imported.
+
+`apis=True` puts an emulator of the calls moto lacks (CloudTrail LookupEvents,
+GuardDuty ListFindings/GetFindings; awscollector/embedded/apis.py) in front of moto:
+`endpoint_url` is then the emulator's, which forwards every other request to moto,
+and `aws.apis` seeds and inspects it.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ def port_is_free(port: int) -> bool:
 class EmbeddedAws:
     """moto's server on a free loopback port."""
 
-    def __init__(self, in_process: bool = True, port: int = 0, env: dict | None = None) -> None:
+    def __init__(self, in_process: bool = True, port: int = 0, env: dict | None = None,
+                 apis: bool = False) -> None:
         if in_process and env:
             # moto reads its settings at import time, already done in this process.
             raise ValueError("env applies only with in_process=False")
@@ -59,9 +65,18 @@ class EmbeddedAws:
         self._server: Any = None  # moto.server.ThreadedMotoServer when in process
         self._process: subprocess.Popen | None = None
         self._log: Any = None  # the child's stderr, kept to explain a failed start
+        self._with_apis = apis
+        self.apis: Any = None  # awscollector.embedded.apis.ApiEmulator, with apis=True
 
     @property
     def endpoint_url(self) -> str:
+        if self.apis is not None and self.apis.port:
+            return self.apis.endpoint_url
+        return self.moto_endpoint_url
+
+    @property
+    def moto_endpoint_url(self) -> str:
+        """moto's own address (with apis=True, behind the emulator)."""
         if not self.port:
             raise RuntimeError("EmbeddedAws is not started")
         return f"http://{HOST}:{self.port}"
@@ -78,6 +93,10 @@ class EmbeddedAws:
             self._start_process()
         try:
             self._wait_until_ready()
+            if self._with_apis:
+                from awscollector.embedded.apis import ApiEmulator
+
+                self.apis = ApiEmulator(self.moto_endpoint_url).start()
         except BaseException:
             self.stop()
             raise
@@ -143,6 +162,8 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         """Stop the server. Safe to call twice."""
+        if self.apis is not None:
+            self.apis.stop()  # its seeded data and request log stay readable
         if self._server is not None:
             self._server.stop()
             self._server = None
