@@ -916,3 +916,158 @@ def guardduty_finding_events(n: int, seed: int = 1, region: str = "us-east-1",
         out.append(_event("aws.guardduty", "GuardDuty Finding", detail, region, at, [], rnd,
                           account))
     return out
+
+
+# -- the API pullers' sources: CloudTrail LookupEvents and GuardDuty findings, seeded
+# into the embedded AWS's emulator (awscollector/embedded/apis.py)
+
+
+def _epoch(value: dt.datetime | float) -> float:
+    return value.timestamp() if isinstance(value, dt.datetime) else float(value)
+
+
+def lookup_events_records(n: int, seed: int = 1, region: str = "us-east-1",
+                          account: str = ACCOUNT, start: dt.datetime | float | None = None,
+                          end: dt.datetime | float | None = None) -> list[dict]:
+    """n CloudTrail management events (what LookupEvents lists: no S3 data events) with
+    whole-second event times spread over ``[start, end)`` (datetimes or epoch seconds;
+    by default the hour before now), oldest first, each with its own eventID."""
+    end_s = _epoch(end) if end is not None else dt.datetime.now(dt.UTC).timestamp()
+    start_s = _epoch(start) if start is not None else end_s - 3600
+    if end_s <= start_s:
+        raise ValueError("end must be after start")
+    rnd = random.Random(seed)
+    records: list[dict] = []
+    batch = 0
+    while len(records) < n:
+        batch += 1
+        made = cloudtrail_records(2 * (n - len(records)) + 10, seed=seed * 1_000_003 + batch,
+                                  region=region, account=account)
+        records += [r for r in made if r.get("managementEvent")][:n - len(records)]
+    times = sorted(int(rnd.uniform(start_s, end_s)) for _ in range(n))
+    for i, (record, at) in enumerate(zip(records, times, strict=True)):
+        record["eventTime"] = f"{dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+        record["eventID"] = str(uuid.UUID(int=(rnd.getrandbits(96) << 32) | i))  # unique
+    return records
+
+
+_GD_KINDS = (  # (type, severity, resource kind, action)
+    ("Recon:EC2/PortProbeUnprotectedPort", 2, "Instance", "PORT_PROBE"),
+    ("UnauthorizedAccess:EC2/SSHBruteForce", 2, "Instance", "NETWORK_CONNECTION"),
+    ("CryptoCurrency:EC2/BitcoinTool.B!DNS", 8, "Instance", "DNS_REQUEST"),
+    ("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", 8, "AccessKey",
+     "AWS_API_CALL"),
+    ("Discovery:S3/MaliciousIPCaller", 5, "S3Bucket", "AWS_API_CALL"),
+    ("Policy:IAMUser/RootCredentialUsage", 2, "AccessKey", "AWS_API_CALL"),
+)
+
+
+def _gd_time(seconds: float) -> str:
+    at = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
+
+
+def _gd_remote(rnd: random.Random) -> dict:
+    return {"ipAddressV4": f"198.51.100.{rnd.randrange(1, 255)}",
+            "organization": {"asn": "64496", "asnOrg": "EXAMPLE-NET", "isp": "Example ISP",
+                             "org": "Example ISP"},
+            "country": {"countryName": "Example"}, "city": {"cityName": ""},
+            "geoLocation": {"lat": 0.0, "lon": 0.0}}
+
+
+def _gd_resource(kind: str, rnd: random.Random, region: str, account: str, i: int) -> dict:
+    if kind == "Instance":
+        instance = f"i-{rnd.getrandbits(68):017x}"
+        return {"resourceType": "Instance", "instanceDetails": {
+            "instanceId": instance, "instanceType": rnd.choice(("t3.micro", "m6i.large")),
+            "launchTime": "2026-11-20T09:14:02.000Z", "platform": None,
+            "imageId": "ami-0abcdef1234567890", "availabilityZone": f"{region}a",
+            "instanceState": "running",
+            "networkInterfaces": [{
+                "networkInterfaceId": f"eni-{rnd.getrandbits(68):017x}",
+                "privateIpAddress": f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                "publicIp": f"203.0.113.{rnd.randrange(1, 255)}",
+                "subnetId": "subnet-0a1b2c3d4e5f67890", "vpcId": "vpc-0a1b2c3d4e5f67890",
+                "securityGroups": [{"groupName": "web", "groupId": "sg-0123456789abcdef0"}]}],
+            "tags": [{"key": "Name", "value": f"web-{i}"}]}}
+    user = rnd.choice(("alice", "build-bot", "Root"))
+    access = {"accessKeyId": f"{'ASIA' if user != 'Root' else 'AKIA'}{rnd.getrandbits(64):016X}",
+              "principalId": f"AIDA{rnd.getrandbits(64):016X}", "userName": user,
+              "userType": "Root" if user == "Root" else "IAMUser"}
+    if kind == "AccessKey":
+        return {"resourceType": "AccessKey", "accessKeyDetails": access}
+    bucket = f"app-data-{account}"
+    return {"resourceType": "S3Bucket", "accessKeyDetails": access, "s3BucketDetails": [{
+        "arn": f"arn:aws:s3:::{bucket}", "name": bucket, "type": "Destination",
+        "createdAt": "2026-01-12T08:00:00.000Z",
+        "owner": {"id": f"{rnd.getrandbits(256):064x}"},
+        "publicAccess": {"effectivePermission": "NOT_PUBLIC"}}]}
+
+
+def _gd_action(action: str, rnd: random.Random, kind: str) -> dict:
+    if action == "PORT_PROBE":
+        port = rnd.choice((22, 3389, 5432, 9200))
+        return {"actionType": action, "portProbeAction": {"blocked": False, "portProbeDetails": [{
+            "localPortDetails": {"port": port, "portName": "SSH" if port == 22 else "Unknown"},
+            "remoteIpDetails": _gd_remote(rnd)}]}}
+    if action == "NETWORK_CONNECTION":
+        return {"actionType": action, "networkConnectionAction": {
+            "connectionDirection": "INBOUND", "blocked": False, "protocol": "TCP",
+            "localPortDetails": {"port": 22, "portName": "SSH"},
+            "remotePortDetails": {"port": rnd.randrange(32768, 61000), "portName": "Unknown"},
+            "remoteIpDetails": _gd_remote(rnd)}}
+    if action == "DNS_REQUEST":
+        return {"actionType": action, "dnsRequestAction": {
+            "domain": rnd.choice(("pool.example-miner.test", "xmr.example-pool.test")),
+            "protocol": "UDP", "blocked": False}}
+    api, source = (("GetObject", "s3.amazonaws.com") if kind == "S3Bucket"
+                   else rnd.choice((("ListBuckets", "s3.amazonaws.com"),
+                                    ("DescribeInstances", "ec2.amazonaws.com"))))
+    return {"actionType": action, "awsApiCallAction": {
+        "api": api, "serviceName": source, "callerType": "Remote IP",
+        "remoteIpDetails": _gd_remote(rnd), "affectedResources": {}}}
+
+
+def guardduty_findings(n: int, seed: int = 1, region: str = "us-east-1",
+                       account: str = ACCOUNT, detector_id: str | None = None,
+                       start: dt.datetime | float | None = None,
+                       end: dt.datetime | float | None = None) -> list[dict]:
+    """n GuardDuty findings as GetFindings returns them (several types: port probes, SSH
+    brute force, crypto-mining DNS, credential exfiltration, S3 discovery, root usage),
+    of ``detector_id``, each updated at a time in ``[start, end)`` (datetimes or epoch
+    seconds; by default the hour before now) with millisecond ``updatedAt``, oldest
+    first; ``createdAt`` and ``eventFirstSeen`` up to a day earlier."""
+    end_s = _epoch(end) if end is not None else dt.datetime.now(dt.UTC).timestamp()
+    start_s = _epoch(start) if start is not None else end_s - 3600
+    if end_s <= start_s:
+        raise ValueError("end must be after start")
+    rnd = random.Random(seed)
+    detector = detector_id or f"{rnd.getrandbits(128):032x}"
+    updated = sorted(int(rnd.uniform(start_s, end_s) * 1000) / 1000 for _ in range(n))
+    out = []
+    for i, at in enumerate(updated):
+        kind, severity, resource_kind, action = _GD_KINDS[rnd.randrange(len(_GD_KINDS))]
+        finding_id = f"{rnd.getrandbits(128):032x}"
+        created = at - rnd.uniform(0, 86_400)
+        resource = _gd_resource(resource_kind, rnd, region, account, i)
+        target = (resource.get("instanceDetails", {}).get("instanceId")
+                  or resource["accessKeyDetails"]["userName"])
+        out.append({
+            "schemaVersion": "2.0", "accountId": account, "region": region,
+            "partition": "aws", "id": finding_id,
+            "arn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/"
+                   f"{finding_id}",
+            "type": kind, "resource": resource,
+            "service": {
+                "serviceName": "guardduty", "detectorId": detector,
+                "action": _gd_action(action, rnd, resource_kind),
+                "resourceRole": "TARGET",
+                "additionalInfo": {"value": "{}", "type": "default"},
+                "eventFirstSeen": _gd_time(created), "eventLastSeen": _gd_time(at),
+                "archived": False, "count": rnd.randrange(1, 40)},
+            "severity": severity, "createdAt": _gd_time(created), "updatedAt": _gd_time(at),
+            "title": f"{kind.split(':', 1)[1].split('/', 1)[1]} activity involving {target}.",
+            "description": f"GuardDuty observed {kind} activity involving {target} in "
+                           f"{region}.",
+        })
+    return out
