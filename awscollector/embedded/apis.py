@@ -27,6 +27,7 @@ What AWS does that the emulator does too:
   region. 2 calls per second per account and region (configurable); above that
   ThrottlingException. An event is listed only once the emulator's clock passed
   its visible time: CloudTrail shows events up to about 15 minutes late.
+  The rate is a token bucket (2 a second, bursts of 2), as AWS meters its APIs.
 - ListFindings/GetFindings: findings per account, region and detector; criteria
   on any field (``updatedAt``/``createdAt`` compared in epoch ms; ``eq``/``neq``/
   ``equals``/``notEquals``/``matches``, ``gt``/``gte``/``lt``/``lte`` and the long
@@ -125,24 +126,23 @@ class _TrailEvent:
 
 
 class _Limit:
-    """At most ``burst`` calls accepted in any window of ``burst / rate`` seconds, per
-    key: with the defaults (2/s, burst 2), at most 2 in any second."""
+    """A token bucket per key: ``burst`` calls at once, then ``rate`` a second. With the
+    defaults (2/s, burst 2) a caller paced at 2 calls a second is never throttled, and
+    in any T seconds at most 2 + 2T calls are accepted. A throttled call costs nothing."""
 
     def __init__(self, rate: float, burst: int) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst at least 1")
-        self.window = burst / rate
+        self.rate = rate
         self.burst = burst
-        self.accepted: dict[tuple, deque[float]] = {}
+        self.buckets: dict[tuple, tuple[float, float]] = {}  # key -> (tokens, at)
 
     def allow(self, key: tuple, now: float) -> bool:
-        times = self.accepted.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) >= self.burst:
-            return False
-        times.append(now)
-        return True
+        tokens, at = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1.0
+        self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
 
 
 def _epoch_seconds(value: Any, name: str) -> float | None:
@@ -486,8 +486,8 @@ class ApiEmulator:
 
     def set_rate_limit(self, operation: str, rate: float | None, burst: int | None = None
                        ) -> None:
-        """At most ``burst`` (default: ``rate`` rounded up) calls of ``operation`` in any
-        ``burst / rate`` seconds, per account and region; None: no limit."""
+        """Calls of ``operation`` per account and region: a token bucket of ``burst``
+        (default: ``rate`` rounded up) refilled at ``rate`` a second; None: no limit."""
         with self._lock:
             if rate is None:
                 self._limits.pop(operation, None)
