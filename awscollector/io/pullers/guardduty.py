@@ -23,6 +23,7 @@ checkpointed. GuardDuty keeps findings 90 days: a start further back is moved up
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,9 +84,10 @@ class Findings(Puller):
         response = client.list_findings(**args)
         ids = response.get("FindingIds", [])
         by_id: dict[str, Any] = {}
+        _keep_wire_findings(client)
         for i in range(0, len(ids), PAGE):
             got = client.get_findings(DetectorId=stream.stream, FindingIds=ids[i:i + PAGE])
-            for finding in got.get("Findings", []):
+            for finding in got.get(_WIRE, []):
                 key = finding.get("id") if isinstance(finding, dict) else None
                 by_id[key if isinstance(key, str) else f"#{len(by_id)}"] = finding
         # In ListFindings' order; an id GetFindings no longer has (deleted since) is
@@ -105,6 +107,23 @@ class Findings(Puller):
     def parse(self, records: list[Any], stream: ApiStream, options: Mapping[str, Any]
               ) -> Parsed:
         return guardduty_findings.parse(records)
+
+
+# boto3 renames every field of a finding (``updatedAt`` -> ``UpdatedAt``) and parses its
+# timestamps; Devo gets the finding as GuardDuty sends it, as EventBridge does too. So the
+# findings are taken from GetFindings' own JSON, kept beside boto3's result.
+_WIRE = "WireFindings"
+
+
+def _keep_wire_findings(client: Any) -> None:
+    """Make ``client``'s GetFindings results carry the findings as sent (once per client)."""
+    client.meta.events.register("after-call.guardduty.GetFindings", _wire_findings,
+                                unique_id="awscollector-guardduty-wire-findings")
+
+
+def _wire_findings(http_response: Any, parsed: dict, **_: Any) -> None:
+    if 200 <= http_response.status_code < 300:
+        parsed[_WIRE] = json.loads(http_response.content).get("findings", [])
 
 
 PULLER = Findings()
