@@ -77,6 +77,8 @@ from awscollector.embedded.seed import (
     create_s3_sqs,
     ec2_state_change_events,
     guardduty_finding_events,
+    guardduty_findings,
+    lookup_events_records,
     put_cloudfront_object,
     put_cloudtrail_object,
     put_events,
@@ -119,6 +121,8 @@ METRIC_NAMESPACES = {"Demo/Web": [("Requests", {"Service": "web"}),
 METRIC_PERIODS = 12  # five-minute periods with data, the last ending at least 5 min ago
 STATISTICS = ["Sum", "Maximum"]
 API_HOURS = 6  # the API services' start_time: this many hours back
+TRAIL_API_EVENTS = 180  # CloudTrail management events LookupEvents lists: 4 pages
+GUARDDUTY_FINDINGS = 60  # findings of one detector: 2 pages of ListFindings
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,9 @@ def services_config() -> dict:
                                 "sqs_queue_name": QUEUE},
         # The same queue as non-cloudwatch-logs, so in the same regions (services on one
         # queue read it together, each object going to the service of its type).
-        "audit-events-all": {"types": ["audits_s3"], "sqs_queue_name": QUEUE},
+        # audits_s3: CloudTrail's files; audit_apis: its event history (LookupEvents).
+        "audit-events-all": {"types": ["audits_s3", "audit_apis"], "sqs_queue_name": QUEUE,
+                             "start_time": _hours_back(API_HOURS), "lag_seconds": 0},
         "cisco-umbrella": {"sqs_queue_name": UMBRELLA_QUEUE, "regions": [first]},
         "custom-s3": {"sources": [{
             "name": "app", "sqs_queue_name": APP_QUEUE, "regions": [first],
@@ -155,6 +161,8 @@ def services_config() -> dict:
         # there when the run starts).
         "cloudwatch-logs": {"log_group_prefixes": ["/demo/"], "regions": [first],
                             "start_time": _hours_back(API_HOURS), "lag_seconds": 0},
+        "guardduty": {"regions": [first], "start_time": _hours_back(API_HOURS),
+                      "lag_seconds": 0},
         "metrics-all": {"namespaces": list(METRIC_NAMESPACES), "period_seconds": 300,
                         "statistics": STATISTICS, "regions": [first],
                         "start_time": _hours_back(API_HOURS), "lag_seconds": 0},
@@ -259,10 +267,23 @@ def seed_apis(aws: EmbeddedAws) -> list[Seeded]:
     start = now - (API_HOURS - 1) * 3_600_000
     for n, (group, count) in enumerate(LOG_GROUPS.items()):
         put_log_group(logs, group, count, start, now - 60_000, seed=100 + n)
+    trail = lookup_events_records(TRAIL_API_EVENTS, seed=105, region=first,
+                                  start=(start - 3_600_000) / 1000, end=now / 1000 - 60)
+    aws.apis.add_trail_events(trail, region=first)
+    detector = aws.client("guardduty", first).create_detector(Enable=True)["DetectorId"]
+    aws.apis.add_findings(detector, guardduty_findings(
+        GUARDDUTY_FINDINGS, seed=106, region=first, detector_id=detector,
+        start=start / 1000, end=now / 1000 - 60), region=first)
     cw = aws.client("cloudwatch", first)
     series = sum(put_metric_series(cw, ns, metrics, METRIC_PERIODS, seed=110 + n)
                  for n, (ns, metrics) in enumerate(METRIC_NAMESPACES.items()))
     return [
+        Seeded(f"{len(trail)} CloudTrail management events in the event history "
+               f"(LookupEvents) of {first}, to audit-events-all (audit_apis)",
+               {CLOUDTRAIL_TABLE: len(trail)}),
+        Seeded(f"{GUARDDUTY_FINDINGS} GuardDuty findings of a detector in {first}, to "
+               f"guardduty (ListFindings, GetFindings)",
+               {"cloud.aws.guardduty.findings": GUARDDUTY_FINDINGS}),
         Seeded(f"{sum(LOG_GROUPS.values())} CloudWatch Logs events in {len(LOG_GROUPS)} log "
                f"groups over {API_HOURS - 1} hours in {first}, to cloudwatch-logs",
                {LOGS_TABLE: sum(LOG_GROUPS.values())}),
@@ -330,7 +351,7 @@ def run_demo(out: str = "demo-out", output: str = "syslog") -> int:
     pki = make_test_pki(workdir / "certs")
     token = secrets.token_urlsafe(24)  # the demo's own: not in the config file it writes
     with contextlib.ExitStack() as stack:
-        aws = stack.enter_context(EmbeddedAws(in_process=False))
+        aws = stack.enter_context(EmbeddedAws(in_process=False, apis=True))
         print(f"embedded AWS at {aws.endpoint_url}")
         relay = endpoint = None
         if output in ("syslog", "both"):

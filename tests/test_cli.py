@@ -464,7 +464,8 @@ DEMO_DELIVERED = {
     ("non-cloudwatch-logs", "eu-west-1", TABLE): 750,
     ("non-cloudwatch-logs", "ap-southeast-2", TABLE): 750,
     ("non-cloudwatch-logs", "us-east-1", "cloud.aws.cloudfront.web_1"): 250,
-    ("audit-events-all", "us-east-1", "cloud.aws.cloudtrail.events"): 206,  # 200 + 6 Insights
+    # 200 + 6 Insights from S3, 180 from the event history (LookupEvents)
+    ("audit-events-all", "us-east-1", "cloud.aws.cloudtrail.events"): 386,
     ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.dns"): 120,
     ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.ip"): 80,
     ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.proxy"): 80,
@@ -480,7 +481,9 @@ DEMO_DELIVERED = {
     ("service-events-all", "us-east-1", "cloud.aws.cloudwatch.guardduty"): 1,
     ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.securityhub.findings"): 5,
     ("sqs-cloudwatch-consumer", "us-east-1", "cloud.aws.guardduty.findings"): 1,
-    # The API pullers: 3 log groups; 3 metrics x 12 periods x 2 statistics.
+    # The API pullers: a detector's findings; 3 log groups; 3 metrics x 12 periods x 2
+    # statistics.
+    ("guardduty", "us-east-1", "cloud.aws.guardduty.findings"): 60,
     ("cloudwatch-logs", "us-east-1", "cloud.aws.cloudwatch.logs"): 950,
     ("metrics-all", "us-east-1", "cloud.aws.cloudwatch.metrics"): 72,
 }
@@ -498,7 +501,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     holding what its rows delivered, the truncated object as the one dead letter, the
     digest file skipped, and a valid config."""
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 11
+    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 13
     rows = _summary_rows(done.stdout)
     got = {(row[0], row[1], row[2]): int(row[3]) for row in rows}
     assert len(got) == len(rows)  # one row per (service, region, table)
@@ -525,7 +528,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     check = _cli("validate", "--config", str(out / "collector.yaml"),
                  env=_env(DEVO_HTTP_TOKEN="set-by-the-test"))
     assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "config OK: 8 services, 3 regions"
+    assert check.stdout.strip() == "config OK: 9 services, 3 regions"
 
 
 def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
