@@ -141,3 +141,49 @@ def test_checkpoints_in_s3(embedded_aws, relay, pki, tmp_path):
     time.sleep(0.01)
     run_collector(parse_config(raw, tmp_path, environ=ENV), [], idle_seconds=1)
     assert [e["message"] for e in delivered(relay)] == ["b new"]
+
+
+def test_following_now_until_sigterm(embedded_aws, relay, pki, tmp_path):
+    """Without --until-idle the puller follows now, polling every request period; SIGTERM
+    stops it with what it read delivered, and a restart goes on from its checkpoint."""
+    import signal
+
+    import yaml
+
+    from tests.test_cli import Collector
+
+    logs = embedded_aws.client("logs")
+    group = f"/{unique('follow')}/app"
+    now = int(time.time() * 1000)
+    sent = fill_group(logs, group, 100, now - 600_000, 1000, streams=1)
+    raw = logs_config(embedded_aws, relay, pki, tmp_path, {
+        "log_group_names": [group], "start_time": iso(now - 3_600_000), "lag_seconds": 1,
+        "request_period_in_seconds": 1})
+    path = tmp_path / "collector.yaml"
+    path.write_text(yaml.safe_dump(raw))
+
+    def put(message: str) -> None:
+        logs.put_log_events(logGroupName=group, logStreamName="stream-0", logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": message}])
+        sent.append(message)
+
+    run = Collector(tmp_path, "--config", str(path))
+    try:
+        run.wait_until(lambda: len(relay.events(TABLE)) >= 100, 60, "the backfill")
+        for i in range(5):  # new events, followed as they come
+            put(f"live {i}")
+            run.wait_until(lambda n=101 + i: len(relay.events(TABLE)) >= n, 30, f"live {i}")
+        took = run.signal_and_wait(signal.SIGTERM, timeout=60)
+    finally:
+        if run.alive():
+            run.proc.kill()
+    assert run.proc.returncode == 0, run.stderr
+    assert took < 20
+    assert sorted(e["message"] for e in delivered(relay)) == sorted(sent)
+
+    relay.reset()
+    put("after the restart")
+    time.sleep(1.5)  # past the lag
+    collect(embedded_aws, relay, pki, tmp_path, raw["inputs"]["aws"]["services"][
+        "cloudwatch-logs"])
+    assert [e["message"] for e in delivered(relay)] == ["after the restart"]
