@@ -187,3 +187,33 @@ def test_following_now_until_sigterm(embedded_aws, relay, pki, tmp_path):
     collect(embedded_aws, relay, pki, tmp_path, raw["inputs"]["aws"]["services"][
         "cloudwatch-logs"])
     assert [e["message"] for e in delivered(relay)] == ["after the restart"]
+
+
+def test_a_backfill_of_days_is_read_in_pieces_each_event_once(embedded_aws, relay, pki,
+                                                               tmp_path):
+    """Three days back: the range is cut into day-long pieces (which a runner may read in
+    parallel); together they deliver each event once and leave one range done."""
+    from awscollector.io.api import _ReadApiFn
+    from awscollector.io.pullers import ApiStream
+
+    logs = embedded_aws.client("logs")
+    group = f"/{unique('days')}/app"
+    now = int(time.time() * 1000)
+    start = now - 3 * 86_400_000 - 3_600_000
+    sent = fill_group(logs, group, 2000, start + 1000, (3 * 86_400_000) // 2000, streams=2)
+    service = {"log_group_names": [group], "start_time": iso(start), "lag_seconds": 0}
+
+    stream = ApiStream("cloudwatch-logs", "cloudwatch_logs", ACCOUNT, "us-east-1", group,
+                       start, 0, 60.0)
+    fn = _ReadApiFn({stream.key: stream}, None, FileCheckpoints(tmp_path / "state"),
+                    follow=False, stop=None, bundle_seconds=5, max_pages_per_bundle=1,
+                    log_level=None)
+    pieces = list(fn.split(stream.key, fn.initial_restriction(stream.key)))
+    assert len(pieces) >= 4  # a day each, the last one partial
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
+
+    collect(embedded_aws, relay, pki, tmp_path, service)
+    assert sorted(e["message"] for e in delivered(relay)) == sorted(sent)
+    saved = FileCheckpoints(tmp_path / "state").load(
+        CheckpointKey("cloudwatch-logs", ACCOUNT, "us-east-1", group))
+    assert len(saved["done"]) == 1 and saved["done"][0][0] == start
