@@ -41,6 +41,7 @@ import os
 import re
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,11 +137,12 @@ _UPDATE_LOCKS: dict[tuple[tuple[str, ...], CheckpointKey], threading.Lock] = {}
 _UPDATE_LOCKS_GUARD = threading.Lock()
 
 
-class _Updates:
+class _Updates(ABC):
     """``update`` for a store with ``load``, ``save`` and ``_where`` (what it writes to)."""
 
+    @abstractmethod
     def _where(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        """Where the store writes: its locks are shared by the stores writing there."""
 
     def update(self, key: CheckpointKey, change: Callable[[dict | None], dict]) -> dict:
         """Load ``key``'s checkpoint, apply ``change`` to it (None if there is none) and
