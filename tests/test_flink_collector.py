@@ -293,3 +293,132 @@ def test_cloudwatch_logs_on_flink_until_idle(cluster, embedded_aws, relay, pki, 
         assert saved is not None and saved["open"] == [], (group, saved)
         (covered,) = saved["done"]
         assert covered[0] <= start + 1000 and covered[1] >= begun, (group, covered)
+
+
+def logs_received(relay, since: int = 0) -> collections.Counter:
+    """The messages of the log events at the relay (after its first ``since``)."""
+    return collections.Counter(json.loads(e)["message"]
+                               for e in relay.events(LOGS_TABLE)[since:])
+
+
+class LogFeeder:
+    """Puts events into log groups continuously, timestamped now, until stopped."""
+
+    # Ahead of now: with lag_seconds 0 an event stamped t and put a few ms later races a
+    # read that ends at t (CloudWatch's ingestion delay is what the lag is for); stamped
+    # this far ahead, every event is in the API before the collector reads its time.
+    AHEAD_MS = 1000
+
+    def __init__(self, aws, groups: list[str], per_put: int = 10, pause: float = 0.1) -> None:
+        self.fed: dict[str, list[tuple[int, str]]] = {g: [] for g in groups}
+        self._logs = aws.client("logs")
+        self._per_put, self._pause = per_put, pause
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(self._pause):
+            ts = int(time.time() * 1000) + self.AHEAD_MS
+            for group, fed in self.fed.items():
+                events = [{"timestamp": ts, "message": f"{group} {n + k}"}
+                          for k in range(self._per_put)]
+                self._logs.put_log_events(logGroupName=group, logStreamName="feed",
+                                          logEvents=events)
+                fed += [(ts, e["message"]) for e in events]
+            n += self._per_put
+
+    def messages(self) -> collections.Counter:
+        return collections.Counter(m for fed in list(self.fed.values()) for _, m in fed)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_cloudwatch_logs_following_now_loses_nothing_when_a_taskmanager_dies(
+        cluster, embedded_aws, relay, pki, tmp_path):
+    """A streaming job following three groups; kill -9 of the TaskManager while events
+    flow: nothing lost, duplicates only from after the last completed Flink checkpoint;
+    and the stream checkpoints moved on Flink, so a later run sends nothing again."""
+    from tests.test_logs_pipeline import iso
+    from tests.vpc_helpers import unique
+
+    logs = embedded_aws.client("logs")
+    prefix = f"/{unique('follow')}/"
+    groups = [prefix + name for name in ("api", "worker", "cron")]
+    for group in groups:
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="feed")
+    service = {"log_group_prefixes": [prefix], "start_time": iso(int(time.time() * 1000)),
+               "lag_seconds": 0, "request_period_in_seconds": 1}
+    job = "collector-logs-kill-test"
+    timeline = RelayTimeline(relay)
+    feeder = LogFeeder(embedded_aws, groups)
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - the process keeps it
+    proc = subprocess.Popen(logs_run_cmd(cluster, embedded_aws, relay, pki, tmp_path, service,
+                                         job), stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **ENV})
+    try:
+        wait_until(lambda: relay.total() >= 3000, 300, "events before the kill")
+        wait_until(lambda: cluster.checkpoints(job)["counts"]["completed"] >= 2, 60,
+                   "Flink checkpoints")
+        cluster.kill_taskmanager()
+        killed_at = time.time()
+        last = cluster.checkpoints(job)["latest"]["completed"]
+        covered_at = last["trigger_timestamp"] / 1000
+        before_kill = relay.total()
+        cluster.start_taskmanager()
+        # Keep feeding until the restored job has delivered a good deal more.
+        wait_until(lambda: relay.total() >= before_kill + 3000, 300, "events after the kill")
+        feeder.stop()
+        expected = feeder.messages()
+        try:
+            wait_until(lambda: not expected - logs_received(relay),
+                       300, "every fed event at the relay")
+        except TimeoutError:
+            missing = expected - logs_received(relay)
+            raise AssertionError(f"{sum(missing.values())} events lost: " + "; ".join(
+                f"{g}: {len(ts)} stamped {min(ts) / 1000 - killed_at:.1f}s to "
+                f"{max(ts) / 1000 - killed_at:.1f}s after the kill" for g, ts in (
+                    (g, [t for t, m in fed if m in missing]) for g, fed in feeder.fed.items())
+                if ts) + f" (checkpoint {covered_at - killed_at:.1f}s)") from None
+        assert cluster.job(job)["state"] == "RUNNING"
+    finally:
+        feeder.stop()
+        timeline.close()
+        code = stop_run(proc, cluster, job)
+    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+    received = logs_received(relay)
+    assert not expected - received
+    assert set(received) == set(expected)  # nothing but what was fed
+    duplicates = sum((received - expected).values())
+    # A restored job reads again what it read after the checkpoint it restores.
+    in_flight = timeline.total_at(killed_at) - timeline.total_at(covered_at - 1.0)
+    print(f"logs kill: {sum(expected.values())} events fed, {duplicates} duplicates; "
+          f"{in_flight} events delivered since the checkpoint of {covered_at:.1f} before "
+          f"the kill at {killed_at:.1f}")
+    assert duplicates <= in_flight
+
+    # Each group's checkpoint moved on Flink: a run from the same state sends nothing again
+    # but what its last page held.
+    ends = {g: group_checkpoint(tmp_path, g)["done"][-1][1] for g in groups}
+    sent_before = len(relay.events(LOGS_TABLE))
+    done = subprocess.run(
+        [sys.executable, "-m", "awscollector", "run", "--config",
+         str(tmp_path / "collector.yaml"), "--until-idle", "--idle-seconds", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = logs_received(relay, sent_before)
+    print(f"logs kill: the next run sent {sum(again.values())} events again; checkpoints end "
+          f"{[round(time.time() - e / 1000, 1) for e in ends.values()]} s before now")
+    assert set(again) <= set(expected)
+    for group, fed in feeder.fed.items():
+        resent = sorted((ts, m) for ts, m in fed if m in again)
+        # Exactly what the checkpoint had not covered yet ...
+        assert resent == sorted((ts, m) for ts, m in fed if ts >= ends[group])
+        # ... which is at most the group's last page: one request period of events.
+        last_ts = max(ts for ts, _ in fed)
+        assert all(ts > last_ts - 1000 * service["request_period_in_seconds"] - 1000
+                   for ts, _ in resent), group
