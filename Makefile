@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/vpc_flow_bench.py
 	$(PY) benchmarks/cloudtrail_bench.py
+	$(PY) benchmarks/cloudwatch_logs_bench.py
 
 # Starts its own Flink cluster (flink/cluster.py; java and mvn the first time), stops it.
 bench-flink: $(STAMP)
