@@ -236,7 +236,7 @@ ACCOUNT = "123456789012"  # the account moto's STS answers
 
 
 def logs_run_cmd(cluster: FlinkCluster, aws, relay, pki, workdir: Path, service: dict,
-                 job_name: str, *extra: str) -> list[str]:
+                 job_name: str, *extra: str, checkpoint_ms: int = CHECKPOINT_MS) -> list[str]:
     """`aws-collector run` of cloudwatch-logs on the cluster, parallelism 2."""
     from awscollector.embedded.config import embedded_config
 
@@ -247,7 +247,7 @@ def logs_run_cmd(cluster: FlinkCluster, aws, relay, pki, workdir: Path, service:
     return [sys.executable, "-m", "awscollector", "run", "--config", str(path), *extra,
             "--runner", "FlinkRunner", f"--flink_master={cluster.flink_master}",
             "--environment_type=EXTERNAL", f"--environment_config={cluster.environment_config}",
-            "--parallelism=2", f"--checkpointing_interval={CHECKPOINT_MS}",
+            "--parallelism=2", f"--checkpointing_interval={checkpoint_ms}",
             f"--job_name={job_name}"]
 
 
@@ -357,13 +357,23 @@ def test_cloudwatch_logs_following_now_loses_nothing_when_a_taskmanager_dies(
     timeline = RelayTimeline(relay)
     feeder = LogFeeder(embedded_aws, groups)
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - the process keeps it
+    # Checkpoints 6 s apart, and the kill 3 s or more after one: what was read since is
+    # read again after the restore.
     proc = subprocess.Popen(logs_run_cmd(cluster, embedded_aws, relay, pki, tmp_path, service,
-                                         job), stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **ENV})
+                                         job, checkpoint_ms=6000),
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV})
     try:
         wait_until(lambda: relay.total() >= 3000, 300, "events before the kill")
         wait_until(lambda: cluster.checkpoints(job)["counts"]["completed"] >= 2, 60,
                    "Flink checkpoints")
+
+        def since_checkpoint() -> float:
+            last = cluster.checkpoints(job)["latest"]["completed"]
+            return time.time() - last["trigger_timestamp"] / 1000
+
+        wait_until(lambda: 3.0 <= since_checkpoint() <= 4.0, 60, "3 s after a checkpoint",
+                   interval=0.1)
+        kill_from = time.time()
         cluster.kill_taskmanager()
         killed_at = time.time()
         last = cluster.checkpoints(job)["latest"]["completed"]
@@ -396,9 +406,10 @@ def test_cloudwatch_logs_following_now_loses_nothing_when_a_taskmanager_dies(
     duplicates = sum((received - expected).values())
     # A restored job reads again what it read after the checkpoint it restores.
     in_flight = timeline.total_at(killed_at) - timeline.total_at(covered_at - 1.0)
+    since = timeline.total_at(kill_from) - timeline.total_at(covered_at)
     print(f"logs kill: {sum(expected.values())} events fed, {duplicates} duplicates; "
-          f"{in_flight} events delivered since the checkpoint of {covered_at:.1f} before "
-          f"the kill at {killed_at:.1f}")
+          f"{since} events delivered from the checkpoint of {covered_at:.1f} to the kill at "
+          f"{kill_from:.1f} ({in_flight} from a second before it)")
     assert duplicates <= in_flight
 
     # Each group's checkpoint moved on Flink: a run from the same state sends nothing again
