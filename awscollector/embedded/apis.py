@@ -41,6 +41,9 @@ The account of a request is ``default_account`` unless its access key id is mapp
 (``map_access_key``, or the keys of an STS AssumeRole answered through the
 emulator); its region is the one in its SigV4 credential scope. Errors have
 AWS's wire shape, so botocore parses, classifies and retries them as AWS's.
+
+The server, its connections and the forwarding are the shared HTTP front's
+(awscollector/embedded/front.py); this module adds the emulated calls.
 """
 
 from __future__ import annotations
@@ -50,28 +53,22 @@ import copy
 import datetime as dt
 import fnmatch
 import hashlib
-import http.client
 import json
 import re
-import socket
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-HOST = "127.0.0.1"  # never listen on anything but loopback
+from awscollector.embedded.front import UPSTREAM_TIMEOUT, FrontHandler, HttpFront
+
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
-CHUNK = 64 * 1024
 MAX_BODY = 4 << 20  # an emulated call's request body, read whole
-MAX_OBSERVED = 1 << 20  # a forwarded answer read whole to learn from it (STS, CreateDetector)
-UPSTREAM_TIMEOUT = 120.0
-IDLE_TIMEOUT = 300.0
 MAX_REQUESTS_KEPT = 100_000
 PAGE = 50  # LookupEvents', ListFindings' and GetFindings' most per call
 
@@ -81,9 +78,6 @@ CT_ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType",
 # AWS's documented limit: LookupEvents, 2 calls per second per account and region.
 DEFAULT_LIMITS: dict[str, tuple[float, int]] = {"LookupEvents": (2.0, 2)}
 
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                         "proxy-authorization", "te", "trailer", "transfer-encoding",
-                         "upgrade", "expect"})
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 _GD_FINDINGS = re.compile(r"^/detector/([^/?]+)/findings(/get)?/?$")
 _GD_DETECTOR = re.compile(r"^/detector/([^/?]+)/?$")
@@ -394,7 +388,7 @@ def _check_sort(sort: Any) -> tuple[str | None, bool]:
     return attribute, order == "DESC"
 
 
-class ApiEmulator:
+class ApiEmulator(HttpFront):
     """CloudTrail LookupEvents and GuardDuty ListFindings/GetFindings on a free loopback
     port; every other request forwarded to ``upstream`` (moto's server)."""
 
@@ -404,10 +398,9 @@ class ApiEmulator:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"upstream must be an http://host:port URL, not {upstream!r}")
-        self.upstream = upstream
-        self._up_host = parts.hostname
-        self._up_port = parts.port or 80
-        self._up_timeout = upstream_timeout
+        super().__init__(upstream, scheme="http", host=parts.hostname, port=parts.port or 80,
+                         upstream_timeout=upstream_timeout, handler=_Handler,
+                         thread_name="aws-apis")
         self.default_account = default_account
         self.clock = clock
         self._lock = threading.Lock()
@@ -421,50 +414,6 @@ class ApiEmulator:
         self._trail: dict[tuple[str, str], list[_TrailEvent]] = {}
         self._detectors: set[tuple[str, str, str]] = set()
         self._findings: dict[tuple[str, str, str], dict[str, tuple[int, dict]]] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def endpoint_url(self) -> str:
-        if not self.port:
-            raise RuntimeError("ApiEmulator is not started")
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> ApiEmulator:
-        if self._server is not None:
-            return self
-        server = _Server((HOST, 0), _Handler)
-        server.emulator = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"aws-apis-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and close every open connection. Safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ApiEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"ApiEmulator({self.upstream!r}, port={self.port or None})"
 
     # -- settings -----------------------------------------------------------------------
 
@@ -789,64 +738,22 @@ class ApiEmulator:
                     self._findings.pop(key, None)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-    emulator: ApiEmulator
-
-    def __init__(self, *args, **kwargs) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def register(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.add(conn)
-
-    def unregister(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.discard(conn)
-
-    def close_all(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
+class _Handler(FrontHandler):
     server_version = "EmbeddedAwsApis"
-    timeout = IDLE_TIMEOUT
-    server: _Server
+    bad_gateway_text = "embedded AWS front: moto failed"
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.register(self.connection)
+    @property
+    def emulator(self) -> ApiEmulator:
+        return self.server.front  # type: ignore[return-value]
 
-    def finish(self) -> None:
-        self.server.unregister(self.connection)
+    def _handle(self) -> None:
         try:
-            super().finish()
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args) -> None:
-        pass  # one line per request to stderr: noise
-
-    def do_GET(self) -> None:
-        try:
-            self._handle()
+            self._route()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
-
-    def _handle(self) -> None:
-        emulator = self.server.emulator
+    def _route(self) -> None:
+        emulator = self.emulator
         scope = _SCOPE.search(self.headers.get("Authorization", ""))
         key_id, region, service = scope.groups() if scope else (None, DEFAULT_REGION, None)
         account = emulator.account_of(key_id)
@@ -871,14 +778,14 @@ class _Handler(BaseHTTPRequestHandler):
         observe = service == "sts" or (service == "guardduty" and (
             (self.command == "POST" and path.rstrip("/") == "/detector")
             or (self.command == "DELETE" and _GD_DETECTOR.match(path) is not None)))
-        self._forward(emulator, observe and (lambda status, body: emulator._observe(
-            service, self.command, path, account, region, status, body)))
+        self._forward_unread(observe=(lambda status, body: emulator._observe(
+            service, self.command, path, account, region, status, body)) if observe else None)
 
     # -- emulated ---------------------------------------------------------------------
 
     def _emulate(self, operation: str, account: str, region: str,
                  call: Callable[[dict], dict], rest: bool = False) -> None:
-        emulator = self.server.emulator
+        emulator = self.emulator
         body = self._read_body()
         try:
             request = emulator._admit(operation, account, region)
@@ -938,109 +845,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- forwarded --------------------------------------------------------------------
 
-    def _read_chunked(self):
-        while True:
-            line = self.rfile.readline(65537)
-            if not line:
-                raise ConnectionResetError("client closed mid-body")
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                return
-            remaining = size
-            while remaining > 0:
-                data = self.rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ConnectionResetError("client closed mid-body")
-                remaining -= len(data)
-                yield data
-            self.rfile.readline(65537)
-
-    def _forward(self, emulator: ApiEmulator,
-                 observe: Callable[[int, bytes], None] | None | bool) -> None:
-        conn = http.client.HTTPConnection(emulator._up_host, emulator._up_port,
-                                          timeout=emulator._up_timeout)
-        try:
-            try:
-                self._send_upstream(conn)
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as e:
-                self._bad_gateway(e)
-                return
-            self._relay(response, observe or None)
-        finally:
-            conn.close()
-
-    def _send_upstream(self, conn: http.client.HTTPConnection) -> None:
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        for name, value in self.headers.items():
-            if name.lower() in _HOP_BY_HOP or name.lower() == "content-length":
-                continue
-            conn.putheader(name, value)
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            conn.putheader("Transfer-Encoding", "chunked")
-            conn.endheaders()
-            for data in self._read_chunked():
-                conn.send(b"%x\r\n%s\r\n" % (len(data), data))
-            conn.send(b"0\r\n\r\n")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.headers.get("Content-Length") is not None:
-            conn.putheader("Content-Length", str(length))
-        conn.endheaders()
-        remaining = length
-        while remaining > 0:
-            data = self.rfile.read(min(CHUNK, remaining))
-            if not data:
-                raise ConnectionResetError("client closed mid-body")
-            conn.send(data)
-            remaining -= len(data)
-
-    def _relay(self, response: http.client.HTTPResponse,
-               observe: Callable[[int, bytes], None] | None) -> None:
-        no_body = (self.command == "HEAD" or response.status in (204, 304)
-                   or 100 <= response.status < 200)
-        headers = [(n, v) for n, v in response.getheaders() if n.lower() not in _HOP_BY_HOP]
-        length = response.getheader("Content-Length")
-        if observe is not None and not no_body and not response.chunked and length \
-                and int(length) <= MAX_OBSERVED:
-            body = response.read()
-            observe(response.status, body)
-            self._send_head(response, headers, chunk_out=False)
-            self.wfile.write(body)
-            self.wfile.flush()
-            return
-        chunk_out = not no_body and (length is None or response.chunked)
-        self._send_head(response, headers, chunk_out)
-        if no_body:
-            self.wfile.flush()
-            return
-        while True:
-            data = response.read(CHUNK)
-            if not data:
-                break
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunk_out else data)
-        if chunk_out:
-            self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _send_head(self, response: http.client.HTTPResponse, headers: list[tuple[str, str]],
-                   chunk_out: bool) -> None:
-        self.send_response_only(response.status, response.reason)
-        for name, value in headers:
-            self.send_header(name, value)
-        if chunk_out:
-            self.send_header("Transfer-Encoding", "chunked")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-
-    def _bad_gateway(self, error: Exception) -> None:
-        body = f"embedded AWS front: moto failed: {error}".encode()
-        self.send_response_only(502)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
+    def _forward_unread(self, observe: Callable[[int, bytes], None] | None) -> None:
+        """Forward this request, its body still unread, to moto."""
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = self.headers.get("Content-Length")
+        self._forward(None, None if chunked or length is None else int(length or 0), chunked,
+                      observe=observe)

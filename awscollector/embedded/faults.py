@@ -42,35 +42,28 @@ What each fault looks like on the wire:
 - ``drop=True``: the connection closes before any response.
 
 Bodies are streamed in chunks both ways, never held whole. The proxy binds
-loopback only.
+loopback only. The server, its connections and the forwarding are the shared
+HTTP front's (awscollector/embedded/front.py); this module adds the rules and
+the faults.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-HOST = "127.0.0.1"  # never listen on anything but loopback
-CHUNK = 64 * 1024
-MAX_FORM_BYTES = 1 << 20  # query-protocol bodies read whole to find Action=; larger are streamed
-UPSTREAM_TIMEOUT = 120.0
-IDLE_TIMEOUT = 300.0  # an idle keep-alive client connection is closed after this long
-MAX_REQUESTS_KEPT = 100_000
+from awscollector.embedded.front import CHUNK, UPSTREAM_TIMEOUT, FrontHandler, HttpFront
 
-# Headers of one hop only: never forwarded (RFC 9110 7.6.1). Expect is answered here.
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                         "proxy-authorization", "te", "trailer", "transfer-encoding",
-                         "upgrade", "expect"})
+MAX_FORM_BYTES = 1 << 20  # query-protocol bodies read whole to find Action=; larger are streamed
+MAX_REQUESTS_KEPT = 100_000
 
 _MESSAGES = {
     "SlowDown": "Please reduce your request rate.",
@@ -196,7 +189,7 @@ class Injection:
     kind: str
 
 
-class FaultProxy:
+class FaultProxy(HttpFront):
     """A forwarding HTTP proxy on a free loopback port that injects faults by rule."""
 
     def __init__(self, upstream: str, *, upstream_timeout: float = UPSTREAM_TIMEOUT) -> None:
@@ -205,59 +198,14 @@ class FaultProxy:
             raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
         if parts.path not in ("", "/"):
             raise ValueError("upstream must not have a path")
-        self.upstream = upstream
-        self._scheme = parts.scheme
-        self._up_host = parts.hostname
-        self._up_port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._up_timeout = upstream_timeout
+        super().__init__(upstream, scheme=parts.scheme, host=parts.hostname,
+                         port=parts.port or (443 if parts.scheme == "https" else 80),
+                         upstream_timeout=upstream_timeout, handler=_Handler,
+                         thread_name="fault-proxy")
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self.log: list[Injection] = []
         self.requests: deque[RequestInfo] = deque(maxlen=MAX_REQUESTS_KEPT)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    @property
-    def endpoint_url(self) -> str:
-        if not self.port:
-            raise RuntimeError("FaultProxy is not started")
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> FaultProxy:
-        if self._server is not None:
-            return self
-        server = _Server((HOST, 0), _Handler)
-        server.proxy = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"fault-proxy-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and close every open connection. Safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"FaultProxy({self.upstream!r}, port={self.port or None})"
 
     # -- rules ----------------------------------------------------------------------
 
@@ -303,45 +251,6 @@ class FaultProxy:
                     return rule
         return None
 
-    def _upstream_connection(self) -> http.client.HTTPConnection:
-        if self._scheme == "https":
-            return http.client.HTTPSConnection(self._up_host, self._up_port,
-                                               timeout=self._up_timeout)
-        return http.client.HTTPConnection(self._up_host, self._up_port, timeout=self._up_timeout)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-    proxy: FaultProxy
-
-    def __init__(self, *args, **kwargs) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def register(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.add(conn)
-
-    def unregister(self, conn: socket.socket) -> None:
-        with self._conns_lock:
-            self._conns.discard(conn)
-
-    def close_all(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            _abort(conn)
-
-
-def _abort(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
 def _s3_operation(method: str, path: str) -> str | None:
     """GetObject/PutObject/HeadObject for a path-style /bucket/key request with no
     sub-resource; None for anything else."""
@@ -355,35 +264,14 @@ def _s3_operation(method: str, path: str) -> str | None:
     return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject"}.get(method)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
+class _Handler(FrontHandler):
     server_version = "FaultProxy"
-    timeout = IDLE_TIMEOUT
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.register(self.connection)
-
-    def finish(self) -> None:
-        self.server.unregister(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args) -> None:
-        pass  # one line per request to stderr: noise in test output
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+    bad_gateway_text = "fault proxy: upstream failed"
 
     # -- one request ------------------------------------------------------------------
 
     def _handle(self) -> None:
-        proxy = self.server.proxy
+        proxy: FaultProxy = self.server.front  # type: ignore[assignment]
         body: bytes | None = None
         target = self.headers.get("X-Amz-Target")
         if not target:
@@ -411,8 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(rule, request)
             return
         try:
-            self._forward(proxy, request, body, length, chunked,
-                          None if rule is None else rule.cut_body_after)
+            self._forward(body, length, chunked,
+                          cut_after=None if rule is None else rule.cut_body_after)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -437,31 +325,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             remaining -= len(got)
-
-    def _read_chunked(self):
-        """The data of a chunked request body, chunk by chunk (trailers are dropped)."""
-        while True:
-            line = self.rfile.readline(65537)
-            if not line:
-                raise ConnectionResetError("client closed mid-body")
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                return
-            remaining = size
-            while remaining > 0:
-                data = self.rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ConnectionResetError("client closed mid-body")
-                remaining -= len(data)
-                yield data
-            self.rfile.readline(65537)  # the CRLF after the chunk
-
-    def _close_now(self) -> None:
-        self.close_connection = True
-        self.wfile.flush()
-        _abort(self.connection)
 
     # -- faults ------------------------------------------------------------------------
 
@@ -515,97 +378,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    # -- forwarding ----------------------------------------------------------------------
-
-    def _forward(self, proxy: FaultProxy, request: RequestInfo, body: bytes | None,
-                 length: int | None, chunked: bool, cut_after: int | None) -> None:
-        conn = proxy._upstream_connection()
-        try:
-            try:
-                self._send_upstream(conn, body, length, chunked)
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as e:
-                self._bad_gateway(e)
-                return
-            self._relay_response(response, cut_after)
-        finally:
-            conn.close()
-
-    def _send_upstream(self, conn: http.client.HTTPConnection, body: bytes | None,
-                       length: int | None, chunked: bool) -> None:
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        for name, value in self.headers.items():
-            if name.lower() in _HOP_BY_HOP or name.lower() == "content-length":
-                continue
-            conn.putheader(name, value)
-        if chunked:
-            conn.putheader("Transfer-Encoding", "chunked")
-            conn.endheaders()
-            for data in self._read_chunked():
-                conn.send(b"%x\r\n%s\r\n" % (len(data), data))
-            conn.send(b"0\r\n\r\n")
-            return
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders()
-            conn.send(body)
-            return
-        if length is not None:
-            conn.putheader("Content-Length", str(length))
-        conn.endheaders()
-        remaining = length or 0
-        while remaining > 0:
-            data = self.rfile.read(min(CHUNK, remaining))
-            if not data:
-                raise ConnectionResetError("client closed mid-body")
-            conn.send(data)
-            remaining -= len(data)
-
-    def _relay_response(self, response: http.client.HTTPResponse,
-                        cut_after: int | None) -> None:
-        no_body = (self.command == "HEAD" or response.status in (204, 304)
-                   or 100 <= response.status < 200)
-        known_length = response.getheader("Content-Length") is not None and not response.chunked
-        chunk_out = not no_body and not known_length
-        self.send_response_only(response.status, response.reason)
-        for name, value in response.getheaders():
-            if name.lower() in _HOP_BY_HOP:
-                continue
-            self.send_header(name, value)
-        if chunk_out:
-            self.send_header("Transfer-Encoding", "chunked")
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if no_body:
-            self.wfile.flush()
-            return
-        sent = 0
-        while True:
-            data = response.read(CHUNK)
-            if not data:
-                break
-            if cut_after is not None and sent + len(data) >= cut_after:
-                data = data[:cut_after - sent]
-                if data:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunk_out else data)
-                self._close_now()  # mid-body: the client sees a broken read
-                return
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunk_out else data)
-            sent += len(data)
-        if chunk_out:
-            self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _bad_gateway(self, error: Exception) -> None:
-        body = f"fault proxy: upstream failed: {error}".encode()
-        self.send_response_only(502)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
