@@ -241,14 +241,14 @@ def test_late_events_are_listed_only_from_their_visible_time(aws):
 
 def test_calls_are_per_account_by_access_key(aws):
     region = "eu-north-1"
-    aws.apis.map_access_key("AKIAOTHERACCOUNT0001", "210987654321")
+    aws.apis.map_access_key("test-key-other-account", "210987654321")
     mine = lookup_events_records(4, seed=9, region=region, start=T0, end=T0 + 60)
     theirs = lookup_events_records(3, seed=10, region=region, start=T0, end=T0 + 60,
                                    account="210987654321")
     aws.apis.add_trail_events(mine, region=region)
     aws.apis.add_trail_events(theirs, region=region, account="210987654321")
     ct = aws.client("cloudtrail", region)
-    other = client(aws.endpoint_url, "cloudtrail", region, key="AKIAOTHERACCOUNT0001")
+    other = client(aws.endpoint_url, "cloudtrail", region, key="test-key-other-account")
     assert {e["EventId"] for e in ct.lookup_events()["Events"]} == {r["eventID"] for r in mine}
     assert {e["EventId"] for e in other.lookup_events()["Events"]} == {
         r["eventID"] for r in theirs}
@@ -297,8 +297,8 @@ def most_accepted_within(calls, seconds: float) -> int:
 def test_above_two_calls_a_second_is_throttled_per_account_and_region(limited):
     east = client(limited.endpoint_url, "cloudtrail", "us-east-1", config=NO_RETRY)
     west = client(limited.endpoint_url, "cloudtrail", "us-west-2", config=NO_RETRY)
-    limited.map_access_key("AKIASECONDACCOUNT001", "444455556666")
-    other = client(limited.endpoint_url, "cloudtrail", "us-east-1", key="AKIASECONDACCOUNT001",
+    limited.map_access_key("test-key-second-account", "444455556666")
+    other = client(limited.endpoint_url, "cloudtrail", "us-east-1", key="test-key-second-account",
                    config=NO_RETRY)
 
     def outcome(ct) -> str:
