@@ -338,12 +338,12 @@ def test_run_with_a_bad_config_exits_2_and_touches_nothing(embedded_aws, relay, 
     assert queue_depth(embedded_aws, url) == 2  # the s3:TestEvent and the object's
 
 
-def test_run_with_only_unavailable_services_exits_2(embedded_aws, relay, pki, tmp_path):
+def test_run_with_no_enabled_service_exits_2(embedded_aws, relay, pki, tmp_path):
     raw = raw_config(embedded_aws, relay, pki, "q", tmp_path)
-    raw["inputs"]["aws"]["services"] = {"guardduty": {}}
+    raw["inputs"]["aws"]["services"] = {"guardduty": {"enabled": False}}
     done = run_cli(_write_yaml(tmp_path / "c.yaml", raw), timeout=60)
     assert done.returncode == 2, done.stderr
-    assert "RUN-002" in done.stderr and "CFG-012" in done.stderr
+    assert "CFG-012" in done.stderr
     assert relay.connections() == 0
 
 
@@ -637,7 +637,7 @@ def test_kill_9_mid_run_loses_nothing(embedded_aws, relay, pki, tmp_path):
           f"{len(unexpected)} cut lines")
 
 
-def test_validate_warns_of_services_not_available_yet(tmp_path):
+def test_validate_has_no_warning_when_every_service_is_available(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({
         "outputs": {"d": {"type": "devo_platform",
@@ -647,4 +647,4 @@ def test_validate_warns_of_services_not_available_yet(tmp_path):
     done = _cli("validate", "--config", str(path))
     assert done.returncode == 0
     assert done.stdout == "config OK: 2 services, 1 regions\n"
-    assert done.stderr.startswith("RUN-002 inputs.aws.services.guardduty: not available")
+    assert done.stderr == ""  # guardduty is an API puller now, not skipped (RUN-002)
