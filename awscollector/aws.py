@@ -143,7 +143,10 @@ class ClientFactory:
     def _build_session(self) -> boto3.Session:
         session = self._base_session()
         if self.base_assume_role:
-            session = self._assumed_session(session, self.base_assume_role, None)
+            # The external id is the target role's; with no target, the base role is the
+            # one that asks for it.
+            base_id = None if self.target_assume_role else self._external_id
+            session = self._assumed_session(session, self.base_assume_role, base_id)
         if self.target_assume_role:
             session = self._assumed_session(session, self.target_assume_role, self._external_id)
         return session

@@ -132,6 +132,21 @@ def test_base_assume_role(embedded_aws, user_keys):
     assert last_assumed(role).external_id is None
 
 
+def test_base_assume_role_alone_takes_the_external_id(embedded_aws, user_keys):
+    """With no target role, the base role is the one whose trust policy asks for the id."""
+    _, key_id, secret = user_keys
+    role = make_role(embedded_aws.client("iam"), unique("reader"), ACCOUNT, "ext-base-1")
+    factory = ClientFactory(
+        endpoint_url=embedded_aws.endpoint_url,
+        access_key=key_id,
+        access_secret=secret,
+        base_assume_role=role,
+        external_id="ext-base-1",
+    )
+    assert factory.identity()["Arn"].endswith(f"{role.split('/')[-1]}/devo-aws-collector")
+    assert last_assumed(role).external_id == "ext-base-1"
+
+
 def other_account_iam(embedded_aws: EmbeddedAws):
     """An IAM client in another account: moto lets any role ARN be assumed."""
     admin = ClientFactory(
