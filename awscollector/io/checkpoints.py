@@ -2,11 +2,12 @@
 
 A puller (CloudTrail LookupEvents, GuardDuty, CloudWatch metrics and Logs) keeps,
 per ``CheckpointKey``, a small JSON object such as
-``{"until": "2026-11-27T12:00:00Z", "token": "..."}``, and saves it only after what
+``{"done": [[start_ms, end_ms]], "open": [...]}`` (io/api.py), and saves it only after what
 it covers was delivered. ``globals.persistence`` says where the checkpoints live:
 
 - ``type: filesystem``: ``FileCheckpoints``, one file per key under
-  ``config.directory_name`` (relative to the config file's directory);
+  ``config.directory_name`` (a relative one: relative to the directory ``run``
+  starts in, as the dead-letter directory is);
 - ``type: s3``: ``S3Checkpoints``, one object per key under ``config.prefix`` of
   ``config.bucket``, through the collector's AWS access.
 
@@ -328,7 +329,7 @@ class S3Checkpoints(_Updates):
 def checkpoints_from_config(persistence: Any, access: AwsAccess | None,
                             base_dir: str | os.PathLike) -> Checkpoints:
     """The store ``globals.persistence`` configures; a relative ``directory_name`` is
-    relative to ``base_dir``, the config file's directory."""
+    relative to ``base_dir`` (the collector passes its working directory)."""
     c = persistence.config
     if persistence.type == "s3":
         if access is None:
