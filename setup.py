@@ -20,11 +20,13 @@ setup(
         "pydantic>=2.7,<3",
         "PyYAML>=6,<7",
         "cryptography>=42",
-        "moto[server]==5.2.5",  # the embedded AWS used by `aws-collector demo`
         "zstandard>=0.22",
     ],
+    # moto (and its Flask server) is the embedded AWS of `aws-collector demo` and of
+    # the tests; a production install leaves it out.
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6"],
+        "demo": ["moto[server]==5.2.5"],
+        "test": ["pytest>=8", "ruff>=0.6", "moto[server]==5.2.5"],
     },
     entry_points={"console_scripts": ["aws-collector=awscollector.cli:main"]},
 )

@@ -240,6 +240,14 @@ def cmd_iam_policy(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    import importlib.util
+
+    # moto is the `demo` extra, left out of a production install: say so before
+    # anything starts rather than fail mid-demo with an ImportError.
+    if importlib.util.find_spec("moto") is None:
+        print("aws-collector demo needs the embedded AWS (moto), which this install "
+              "lacks: pip install 'awscollector[demo]'", file=sys.stderr)
+        return 2
     from awscollector.demo import run_demo
 
     setup_logging()

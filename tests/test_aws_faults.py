@@ -24,10 +24,10 @@ from botocore.exceptions import ClientError
 
 from awscollector.config import parse_config
 from awscollector.embedded.aws import EmbeddedAws
-from awscollector.embedded.faults import FaultProxy, FaultRule
 from awscollector.embedded.seed import create_s3_sqs, vpc_key
 from awscollector.errors import CollectorError
 from awscollector.pipelines.collector import run_collector
+from tests.faults import FaultProxy, FaultRule
 from tests.vpc_helpers import (
     ENV,
     config,

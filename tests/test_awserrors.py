@@ -23,8 +23,8 @@ from awscollector.awserrors import (
     register_error_reader,
 )
 from awscollector.embedded.aws import EmbeddedAws, free_port
-from awscollector.embedded.faults import FaultProxy, FaultRule
 from awscollector.errors import MAX_MESSAGE, CollectorError
+from tests.faults import FaultProxy, FaultRule
 
 REGION = "us-east-1"
 SECRET = "WrongSecret123XYZ"

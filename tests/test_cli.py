@@ -539,6 +539,40 @@ def test_demo_prints_the_summary_and_writes_what_the_relay_received(tmp_path):
     assert f"the relay received {delivered} events: {out}/<table>.log" in done.stdout
 
 
+# As a production install (no `demo` extra) runs it: moto, Flask and the embedded
+# AWS cannot be imported (None in sys.modules makes both `import` and find_spec fail).
+WITHOUT_DEMO_EXTRA = ("import runpy, sys\n"
+                      "for name in ('moto', 'flask', 'awscollector.embedded'):\n"
+                      "    sys.modules[name] = None\n"
+                      "runpy.run_module('awscollector', run_name='__main__', alter_sys=True)\n")
+
+
+def _cli_without_demo_extra(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_DEMO_EXTRA, *args],
+                          capture_output=True, text=True, timeout=120, env=_env())
+
+
+def test_demo_without_the_demo_extra_exits_2_saying_what_to_install(tmp_path):
+    out = tmp_path / "out"
+    done = _cli_without_demo_extra("demo", "--out", str(out))
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("aws-collector demo needs the embedded AWS (moto)")
+    assert line.endswith("pip install 'awscollector[demo]'")
+    assert done.stdout == ""
+    assert not out.exists()  # nothing started
+
+
+def test_validate_and_iam_policy_run_without_the_demo_extra(pki, tmp_path):
+    path = write_config(NOWHERE_AWS, NOWHERE_RELAY, pki, "some-queue", tmp_path)
+    done = _cli_without_demo_extra("validate", "--config", str(path))
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, "config OK: 1 services, 1 regions\n", "")
+    policy = _cli_without_demo_extra("iam-policy", "--config", str(path))
+    assert policy.returncode == 0, policy.stderr
+    assert "sqs:ReceiveMessage" in policy.stdout
+
+
 # ---------------------------------------------------------------------------- streaming
 
 

@@ -21,8 +21,8 @@ from botocore.exceptions import (
 )
 
 from awscollector.awserrors import aws_error
-from awscollector.embedded.faults import FaultProxy, FaultRule
 from awscollector.io.sqs import VisibilityKeeper
+from tests.faults import FaultProxy, FaultRule
 
 
 @pytest.fixture

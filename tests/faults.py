@@ -43,8 +43,8 @@ What each fault looks like on the wire:
 
 Bodies are streamed in chunks both ways, never held whole. The proxy binds
 loopback only. The server, its connections and the forwarding are the shared
-HTTP front's (awscollector/embedded/front.py); this module adds the rules and
-the faults.
+HTTP front's (awscollector/embedded/front.py); this module, test machinery kept
+out of the installed package, adds the rules and the faults.
 """
 
 from __future__ import annotations
