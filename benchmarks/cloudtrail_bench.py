@@ -33,13 +33,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import socket
-import ssl
-import statistics
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from vpc_flow_bench import (
@@ -47,13 +43,31 @@ from vpc_flow_bench import (
     TARGET_RATIO,
     Phase,
     Seeded,
-    baseline_loop_seconds,
-    dead_letter_lines,
-    in_workdir,
+    add_output_args,
+    add_phase_args,
+    baseline_note,
+    check_collector,
+    close_relay,
+    collector_command,
+    count_failures,
+    dispatch,
+    exit_failures,
+    finish,
     measure,
-    queue_depth,
+    num,
+    parse_failures,
+    per_cpu,
+    per_cpu_table,
+    phase_records,
+    phase_runs,
+    print_machine,
+    print_ratios,
+    relay_context,
+    relay_socket,
+    relay_spec,
+    summarize,
     syslog_header,
-    tail,
+    worker_command,
 )
 
 TABLE = "cloud.aws.cloudtrail.events"
@@ -69,8 +83,7 @@ def baseline_worker(spec: dict) -> int:
     import boto3
 
     s3 = boto3.client("s3", region_name=spec["region"], endpoint_url=spec["endpoint_url"])
-    context = ssl.create_default_context(cafile=spec["ca"])
-    context.load_cert_chain(spec["cert"], spec["key"])
+    context = relay_context(spec)
     hostname = socket.gethostname()
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     started = time.monotonic()
@@ -78,8 +91,7 @@ def baseline_worker(spec: dict) -> int:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"])
             for obj in page.get("Contents", ())]
     events = 0
-    raw = socket.create_connection(("127.0.0.1", spec["port"]))
-    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+    with relay_socket(context, spec) as sock:
         for key in keys:
             body = s3.get_object(Bucket=spec["bucket"], Key=key)["Body"].read()
             records = json.loads(gzip.decompress(body))["Records"]
@@ -87,12 +99,7 @@ def baseline_worker(spec: dict) -> int:
             lines = [header + dumps(r).encode() for r in records]
             sock.sendall(b"\n".join(lines) + b"\n")
             events += len(lines)
-        try:  # done: close_notify, then the relay closes once it has read everything
-            plain = sock.unwrap()
-            while plain.recv(65536):
-                pass
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            pass
+        close_relay(sock)
     print(json.dumps({"objects": len(keys), "events": events,
                       "loop_seconds": time.monotonic() - started}))
     return 0
@@ -150,57 +157,11 @@ def collector_config(aws, relay, pki, workdir: Path, readers: int, auto_event_ty
     return raw
 
 
-# -- reporting
-
-
-def per_cpu(phase: Phase) -> tuple[float | None, float | None]:
-    """Events and MB per CPU second of the measured process."""
-    if phase.cpu <= 0:
-        return None, None
-    return phase.expected / phase.cpu, phase.uncompressed_bytes / 1e6 / phase.cpu
-
-
-def format_table(phases: list[Phase]) -> str:
-    header = ("phase", "round", "events", "wall s", "active s", "events/s", "MB/s",
-              "steady events/s", "CPU s", "events/CPU-s", "MB/CPU-s", "peak RSS MB",
-              "moto CPU s", "relay CPU s", "other CPU s")
-    rows = [header]
-    for p in phases:
-        events_cpu, mb_cpu = per_cpu(p)
-        rows.append((p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
-                     num(p.active, ".2f"), f"{p.events_per_second:,.0f}",
-                     f"{p.mb_per_second:.1f}", num(p.steady_events_per_second, ",.0f"),
-                     f"{p.cpu:.1f}", num(events_cpu, ",.0f"), num(mb_cpu, ".1f"),
-                     f"{p.peak_rss_mb:.0f}", num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}",
-                     num(p.other_cpu, ".1f")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    out = []
-    for n, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-def num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+# -- checking
 
 
 def check(name: str, phase: Phase, relay, log_path: Path, auto_event_type: bool) -> list[str]:
-    failures = []
-    if phase.exit_code != 0:
-        failures.append(f"{name} round {phase.round}: exit code {phase.exit_code}; "
-                        f"its log ends:\n{tail(log_path)}")
-    if phase.received < phase.expected:
-        failures.append(f"{name} round {phase.round}: relay got {phase.received:,} of "
-                        f"{phase.expected:,} events")
-    elif phase.received > phase.expected:
-        extra = phase.received - phase.expected
-        if name == "baseline":
-            failures.append(f"baseline round {phase.round}: {extra:,} events too many")
-        else:
-            print(f"  note: {extra:,} duplicate events (at-least-once delivery)")
+    failures = exit_failures(name, phase, log_path) + count_failures(name, phase)
     tables = set(relay.counts())
     if auto_event_type and name == "collector":
         wrong = {t for t in tables if not t.startswith("cloud.aws.cloudtrail.")}
@@ -208,22 +169,7 @@ def check(name: str, phase: Phase, relay, log_path: Path, auto_event_type: bool)
         wrong = tables - {TABLE}
     if wrong:
         failures.append(f"{name} round {phase.round}: unexpected tables {sorted(wrong)}")
-    bad = relay.bad_lines()
-    if bad:
-        failures.append(f"{name} round {phase.round}: relay could not parse {len(bad)} lines, "
-                        f"first {bad[0][:200]!r}")
-    return failures
-
-
-def check_collector(aws, seeded: Seeded, workdir: Path) -> list[str]:
-    failures = []
-    depth = queue_depth(aws, seeded.queue_url)
-    if depth:
-        failures.append(f"collector: {depth} messages left in the queue")
-    dead = dead_letter_lines(workdir)
-    if dead:
-        failures.append(f"collector: {dead} dead-letter entries in {workdir / 'deadletter'}")
-    return failures
+    return failures + parse_failures(name, phase, relay)
 
 
 # -- main
@@ -243,21 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="collector only: one table per service (the baseline does not)")
     parser.add_argument("--flatten", action="store_true",
                         help="collector only: flatten: true (the baseline does not)")
-    parser.add_argument("--idle-seconds", type=float, default=2.0,
-                        help="the collector's --idle-seconds (default 2)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="measure each phase this many times, alternating (default 3)")
-    parser.add_argument("--only", choices=("baseline", "collector"),
-                        help="run one phase only (no ratio)")
-    parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for `aws-collector run` (a Beam option), "
-                             "repeatable")
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds before a phase is killed (default 900)")
-    parser.add_argument("--workdir", help="keep config, logs and certificates here "
-                                          "(default: a temporary directory, removed)")
-    parser.add_argument("--json", dest="json_path", help="also write the results here as JSON")
-    parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
+    add_phase_args(parser)
+    add_output_args(parser)
     args = parser.parse_args(argv)
     if args.mb <= 0 or args.objects < 1 or args.rounds < 1 or args.readers < 1:
         parser.error("--mb must be positive; --objects, --rounds and --readers at least 1")
@@ -265,10 +198,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.baseline_worker:
-        return baseline_worker(json.loads(args.baseline_worker))
-    return in_workdir(args, "cloudtrail-bench-", run)
+    return dispatch(parse_args(argv), baseline_worker, "cloudtrail-bench-", run)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
@@ -279,8 +209,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     from awscollector.embedded.relay import DevoRelay
 
     pki = make_test_pki(workdir / "pki")
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; moto server, "
-          "relay and the measured process share them", flush=True)
+    print_machine()
     with EmbeddedAws(in_process=False) as aws, DevoRelay(pki, keep_events=False) as relay:
         seeded = seed(aws, args.mb, args.objects)
         print(f"seeded {seeded.events:,} CloudTrail events in {len(seeded.keys)} gzip files: "
@@ -291,44 +220,28 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         config_path.write_text(yaml.safe_dump(collector_config(
             aws, relay, pki, workdir, args.readers, args.auto_event_type, args.flatten)))
         spec = {"endpoint_url": aws.endpoint_url, "region": REGION, "bucket": BUCKET,
-                "port": relay.port, "ca": str(pki.ca_cert), "cert": str(pki.client_cert),
-                "key": str(pki.client_key)}
-        commands = {
-            "baseline": [sys.executable, str(Path(__file__).resolve()),
-                         "--baseline-worker", json.dumps(spec)],
-            "collector": [sys.executable, "-m", "awscollector", "run", "--config",
-                          str(config_path), "--until-idle", "--idle-seconds",
-                          str(args.idle_seconds), *args.collector_arg],
-        }
+                **relay_spec(relay, pki)}
+        commands = {"baseline": worker_command(__file__, spec),
+                    "collector": collector_command(config_path, args)}
         phases: list[Phase] = []
         failures: list[str] = []
         collector_runs = 0
-        for round_ in range(1, args.rounds + 1):
-            order = ["baseline", "collector"] if round_ % 2 else ["collector", "baseline"]
-            for name in order:
-                if args.only and name != args.only:
-                    continue
-                if name == "collector" and collector_runs:
-                    rearm(aws, seeded)  # the previous collector phase emptied the queue
-                log_path = workdir / f"{name}-{round_}.log"
-                print(f"round {round_}: {name} ...", flush=True)
-                phase = measure(name, round_, commands[name], relay, seeded.events,
-                                seeded.uncompressed_bytes, log_path, args.timeout)
-                phases.append(phase)
-                failures += check(name, phase, relay, log_path, args.auto_event_type)
-                if name == "collector":
-                    collector_runs += 1
-                    failures += check_collector(aws, seeded, workdir)
-                note = ""
-                if name == "baseline":
-                    loop = baseline_loop_seconds(log_path)
-                    if loop is not None:
-                        note = f" (its loop alone, without interpreter start: {loop:.2f}s)"
-                print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, "
-                      f"wall {phase.wall:.2f}s, CPU {phase.cpu:.1f}s{note}", flush=True)
+        for round_, name, log_path in phase_runs(args, workdir):
+            if name == "collector" and collector_runs:
+                rearm(aws, seeded)  # the previous collector phase emptied the queue
+            phase = measure(name, round_, commands[name], relay, seeded.events,
+                            seeded.uncompressed_bytes, log_path, args.timeout)
+            phases.append(phase)
+            failures += check(name, phase, relay, log_path, args.auto_event_type)
+            if name == "collector":
+                collector_runs += 1
+                failures += check_collector(aws, seeded, workdir)
+            print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, "
+                  f"wall {phase.wall:.2f}s, CPU {phase.cpu:.1f}s"
+                  f"{baseline_note(name, log_path)}", flush=True)
 
     print()
-    print(format_table(phases))
+    print(per_cpu_table(phases))
     options = " ".join(o for o, on in (("auto_event_type", args.auto_event_type),
                                        ("flatten", args.flatten)) if on)
     print(f"\n{seeded.events:,} events in {len(seeded.keys)} files, "
@@ -337,48 +250,19 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
           "to its last; per CPU-s: of the measured process alone. Collector "
           f"readers={args.readers}{', ' + options if options else ''}.")
 
-    summary = {}
-    for name in ("baseline", "collector"):
-        mine = [p for p in phases if p.phase == name]
-        if mine:
-            summary[name] = {
-                "best_events_per_second": max(p.events_per_second for p in mine),
-                "median_events_per_second": statistics.median(p.events_per_second
-                                                              for p in mine),
-                "median_events_per_cpu_second": statistics.median(
-                    per_cpu(p)[0] or 0.0 for p in mine),
-            }
-    ratio = None
-    if len(summary) == 2:
-        b, c = summary["baseline"], summary["collector"]
-        ratio = c["best_events_per_second"] / b["best_events_per_second"]
-        verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW"
-        print(f"collector/baseline best events/s: {c['best_events_per_second']:,.0f} / "
-              f"{b['best_events_per_second']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
-              f"{verdict}")
-        print(f"collector/baseline median events per CPU second: "
-              f"{c['median_events_per_cpu_second']:,.0f} / "
-              f"{b['median_events_per_cpu_second']:,.0f} = "
-              f"{c['median_events_per_cpu_second'] / b['median_events_per_cpu_second']:.2f}")
+    summary = summarize(phases, {
+        "median_events_per_cpu_second": lambda p: per_cpu(p)[0] or 0.0})
+    ratio = print_ratios(summary, (("median events per CPU second",
+                                    "median_events_per_cpu_second"),))
 
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({
             "events": seeded.events, "objects": len(seeded.keys),
             "uncompressed_bytes": seeded.uncompressed_bytes,
-            "phases": [{**asdict(p), "events_per_second": p.events_per_second,
-                        "mb_per_second": p.mb_per_second,
-                        "steady_events_per_second": p.steady_events_per_second,
-                        "events_per_cpu_second": per_cpu(p)[0],
-                        "mb_per_cpu_second": per_cpu(p)[1]} for p in phases],
+            "phases": phase_records(phases, cpu=True),
             "summary": summary, "ratio": ratio, "target": TARGET_RATIO,
             "failures": failures}, indent=2) + "\n")
-
-    if failures:
-        print("\nFAILED checks:", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

@@ -38,27 +38,41 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import socket
-import ssl
-import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from cloudtrail_bench import format_table, num, per_cpu
 from vpc_flow_bench import (
     REGION,
     TARGET_RATIO,
     Phase,
-    baseline_loop_seconds,
-    dead_letter_lines,
-    in_workdir,
+    add_output_args,
+    add_phase_args,
+    baseline_note,
+    close_relay,
+    collector_command,
+    dead_letter_failures,
+    dispatch,
+    exit_failures,
+    finish,
     measure,
+    num,
+    parse_failures,
+    per_cpu,
+    per_cpu_table,
+    phase_records,
+    phase_runs,
+    print_machine,
+    print_ratios,
+    relay_context,
+    relay_socket,
+    relay_spec,
+    summarize,
     syslog_header,
-    tail,
+    worker_command,
 )
 
 TABLE = "cloud.aws.cloudwatch.logs"
@@ -74,8 +88,7 @@ def baseline_worker(spec: dict) -> int:
     import boto3
 
     logs = boto3.client("logs", region_name=spec["region"], endpoint_url=spec["endpoint_url"])
-    context = ssl.create_default_context(cafile=spec["ca"])
-    context.load_cert_chain(spec["cert"], spec["key"])
+    context = relay_context(spec)
     hostname = socket.gethostname()
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     started = time.monotonic()
@@ -85,8 +98,7 @@ def baseline_worker(spec: dict) -> int:
                         logGroupNamePrefix=spec["prefix"])
                     for g in page["logGroups"])
     events = pages = 0
-    raw = socket.create_connection(("127.0.0.1", spec["port"]))
-    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+    with relay_socket(context, spec) as sock:
         for group in groups:
             for page in logs.get_paginator("filter_log_events").paginate(
                     logGroupName=group, startTime=spec["start_ms"], endTime=end_ms):
@@ -100,12 +112,7 @@ def baseline_worker(spec: dict) -> int:
                 if lines:
                     sock.sendall(b"\n".join(lines) + b"\n")
                     events += len(lines)
-        try:  # done: close_notify, then the relay closes once it has read everything
-            plain = sock.unwrap()
-            while plain.recv(65536):
-                pass
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            pass
+        close_relay(sock)
     print(json.dumps({"groups": len(groups), "pages": pages, "events": events,
                       "loop_seconds": time.monotonic() - started}))
     return 0
@@ -170,17 +177,11 @@ def collector_config(aws, relay, pki, workdir: Path, state: Path, start_ms: int)
 def check(name: str, phase: Phase, relay, seeded: SeededLogs, log_path: Path) -> list[str]:
     """Exit code, and every seeded event at the relay, by (group, message); sets the
     phase's byte count (the delivered messages, each event once)."""
-    failures = []
-    if phase.exit_code != 0:
-        failures.append(f"{name} round {phase.round}: exit code {phase.exit_code}; "
-                        f"its log ends:\n{tail(log_path)}")
+    failures = exit_failures(name, phase, log_path)
     tables = set(relay.counts()) - {TABLE}
     if tables:
         failures.append(f"{name} round {phase.round}: unexpected tables {sorted(tables)}")
-    bad = relay.bad_lines()
-    if bad:
-        failures.append(f"{name} round {phase.round}: relay could not parse {len(bad)} lines, "
-                        f"first {bad[0][:200]!r}")
+    failures += parse_failures(name, phase, relay)
     # An event is its eventId (moto's are unique): a second one is a duplicate. What
     # arrived once each must then be what was seeded, message by message per group.
     seen: set[str] = set()
@@ -218,10 +219,7 @@ def check_collector(seeded: SeededLogs, workdir: Path, state: Path, round_: int)
         if saved is None or saved.get("open") or not saved.get("done"):
             failures.append(f"collector round {round_}: checkpoint of {group} not finished: "
                             f"{saved!r}")
-    dead = dead_letter_lines(workdir)
-    if dead:
-        failures.append(f"collector: {dead} dead-letter entries in {workdir / 'deadletter'}")
-    return failures
+    return failures + dead_letter_failures(workdir)
 
 
 # -- main
@@ -239,21 +237,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hours", type=float, default=4.0,
                         help="the events span this many hours, ending a minute before "
                              "seeding (default 4; at most 23)")
-    parser.add_argument("--idle-seconds", type=float, default=2.0,
-                        help="the collector's --idle-seconds (default 2)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="measure each phase this many times, alternating (default 3)")
-    parser.add_argument("--only", choices=("baseline", "collector"),
-                        help="run one phase only (no ratio)")
-    parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
-                        help="extra argument for `aws-collector run` (a Beam option), "
-                             "repeatable")
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds before a phase is killed (default 900)")
-    parser.add_argument("--workdir", help="keep configs, state, logs and certificates here "
-                                          "(default: a temporary directory, removed)")
-    parser.add_argument("--json", dest="json_path", help="also write the results here as JSON")
-    parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
+    add_phase_args(parser, workdir_help="keep configs, state, logs and certificates here "
+                                        "(default: a temporary directory, removed)")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     if args.groups < 1 or args.streams < 1 or args.rounds < 1 or args.events < args.groups:
         parser.error("need --groups, --streams and --rounds >= 1 and --events >= --groups")
@@ -263,10 +249,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.baseline_worker:
-        return baseline_worker(json.loads(args.baseline_worker))
-    return in_workdir(args, "cloudwatch-logs-bench-", run)
+    return dispatch(parse_args(argv), baseline_worker, "cloudwatch-logs-bench-", run)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
@@ -277,8 +260,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     from awscollector.embedded.relay import DevoRelay
 
     pki = make_test_pki(workdir / "pki")
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; moto server, "
-          "relay and the measured process share them", flush=True)
+    print_machine()
     # keep_events: the check compares every event, not only the count.
     with EmbeddedAws(in_process=False) as aws, DevoRelay(pki, keep_events=True) as relay:
         seeded = seed(aws, args.events, args.groups, args.streams, args.hours)
@@ -286,45 +268,30 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
               f"{args.streams} streams over {args.hours:g} h, in {seeded.seconds:.1f}s",
               flush=True)
         spec = {"endpoint_url": aws.endpoint_url, "region": REGION, "prefix": PREFIX,
-                "start_ms": seeded.start_ms, "port": relay.port, "ca": str(pki.ca_cert),
-                "cert": str(pki.client_cert), "key": str(pki.client_key)}
-        baseline_cmd = [sys.executable, str(Path(__file__).resolve()),
-                        "--baseline-worker", json.dumps(spec)]
+                "start_ms": seeded.start_ms, **relay_spec(relay, pki)}
+        baseline_cmd = worker_command(__file__, spec)
         phases: list[Phase] = []
         failures: list[str] = []
-        for round_ in range(1, args.rounds + 1):
-            order = ["baseline", "collector"] if round_ % 2 else ["collector", "baseline"]
-            for name in order:
-                if args.only and name != args.only:
-                    continue
-                cmd = baseline_cmd
-                state = workdir / f"state-{round_}"  # fresh: each round backfills it all
-                if name == "collector":
-                    config_path = workdir / f"collector-{round_}.yaml"
-                    config_path.write_text(yaml.safe_dump(collector_config(
-                        aws, relay, pki, workdir, state, seeded.start_ms)))
-                    cmd = [sys.executable, "-m", "awscollector", "run", "--config",
-                           str(config_path), "--until-idle", "--idle-seconds",
-                           str(args.idle_seconds), *args.collector_arg]
-                log_path = workdir / f"{name}-{round_}.log"
-                print(f"round {round_}: {name} ...", flush=True)
-                phase = measure(name, round_, cmd, relay, seeded.events, 0, log_path,
-                                args.timeout)
-                phases.append(phase)
-                failures += check(name, phase, relay, seeded, log_path)
-                if name == "collector":
-                    failures += check_collector(seeded, workdir, state, round_)
-                note = ""
-                if name == "baseline":
-                    loop = baseline_loop_seconds(log_path)
-                    if loop is not None:
-                        note = f" (its loop alone, without interpreter start: {loop:.2f}s)"
-                print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, "
-                      f"wall {phase.wall:.2f}s, CPU {phase.cpu:.1f}s, moto CPU "
-                      f"{num(phase.aws_cpu, '.1f')}s{note}", flush=True)
+        for round_, name, log_path in phase_runs(args, workdir):
+            cmd = baseline_cmd
+            state = workdir / f"state-{round_}"  # fresh: each round backfills it all
+            if name == "collector":
+                config_path = workdir / f"collector-{round_}.yaml"
+                config_path.write_text(yaml.safe_dump(collector_config(
+                    aws, relay, pki, workdir, state, seeded.start_ms)))
+                cmd = collector_command(config_path, args)
+            phase = measure(name, round_, cmd, relay, seeded.events, 0, log_path,
+                            args.timeout)
+            phases.append(phase)
+            failures += check(name, phase, relay, seeded, log_path)
+            if name == "collector":
+                failures += check_collector(seeded, workdir, state, round_)
+            print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, "
+                  f"wall {phase.wall:.2f}s, CPU {phase.cpu:.1f}s, moto CPU "
+                  f"{num(phase.aws_cpu, '.1f')}s{baseline_note(name, log_path)}", flush=True)
 
     print()
-    print(format_table(phases))
+    print(per_cpu_table(phases))
     mb = max((p.uncompressed_bytes for p in phases), default=0) / 1e6
     print(f"\n{seeded.events:,} events in {len(seeded.groups)} groups x {args.streams} "
           f"streams over {args.hours:g} h, {mb:.1f} MB of messages as delivered. events/s "
@@ -332,34 +299,16 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
           "relay's first event to its last; per CPU-s: of the measured process alone; moto "
           "CPU s: the embedded AWS serving FilterLogEvents meanwhile.")
 
-    summary = {}
-    for name in ("baseline", "collector"):
-        mine = [p for p in phases if p.phase == name]
-        if mine:
-            summary[name] = {
-                "best_events_per_second": max(p.events_per_second for p in mine),
-                "median_events_per_second": statistics.median(p.events_per_second
-                                                              for p in mine),
-                "median_steady_events_per_second": statistics.median(
-                    p.steady_events_per_second or 0.0 for p in mine),
-                "median_events_per_cpu_second": statistics.median(
-                    per_cpu(p)[0] or 0.0 for p in mine),
-                "median_moto_cpu_seconds": statistics.median(p.aws_cpu or 0.0 for p in mine),
-            }
-    ratio = None
-    if len(summary) == 2:
+    summary = summarize(phases, {
+        "median_steady_events_per_second": lambda p: p.steady_events_per_second or 0.0,
+        "median_events_per_cpu_second": lambda p: per_cpu(p)[0] or 0.0,
+        "median_moto_cpu_seconds": lambda p: p.aws_cpu or 0.0})
+    ratio = print_ratios(summary, (
+        ("median events/s", "median_events_per_second"),
+        ("median steady events/s", "median_steady_events_per_second"),
+        ("median events per CPU second", "median_events_per_cpu_second")))
+    if ratio is not None:
         b, c = summary["baseline"], summary["collector"]
-        ratio = c["best_events_per_second"] / b["best_events_per_second"]
-        verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW"
-        print(f"collector/baseline best events/s: {c['best_events_per_second']:,.0f} / "
-              f"{b['best_events_per_second']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
-              f"{verdict}")
-        for what, key in (("median events/s", "median_events_per_second"),
-                          ("median steady events/s", "median_steady_events_per_second"),
-                          ("median events per CPU second", "median_events_per_cpu_second")):
-            if b[key]:
-                print(f"collector/baseline {what}: {c[key]:,.0f} / {b[key]:,.0f} = "
-                      f"{c[key] / b[key]:.2f}")
         print(f"moto CPU seconds per phase (medians): baseline "
               f"{b['median_moto_cpu_seconds']:.1f}, collector {c['median_moto_cpu_seconds']:.1f}")
 
@@ -367,20 +316,10 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         Path(args.json_path).write_text(json.dumps({
             "events": seeded.events, "groups": len(seeded.groups), "streams": args.streams,
             "hours": args.hours,
-            "phases": [{**asdict(p), "events_per_second": p.events_per_second,
-                        "mb_per_second": p.mb_per_second,
-                        "steady_events_per_second": p.steady_events_per_second,
-                        "events_per_cpu_second": per_cpu(p)[0],
-                        "mb_per_cpu_second": per_cpu(p)[1]} for p in phases],
+            "phases": phase_records(phases, cpu=True),
             "summary": summary, "ratio": ratio, "target": TARGET_RATIO,
             "failures": failures}, indent=2) + "\n")
-
-    if failures:
-        print("\nFAILED checks:", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

@@ -52,9 +52,12 @@ from vpc_flow_bench import (
     Seeded,
     collector_config,
     dead_letter_lines,
+    finish,
+    format_rows,
     helper_pids,
     in_workdir,
     machine_busy_seconds,
+    num,
     own_cpu_seconds,
     processes_cpu_seconds,
     queue_depth,
@@ -354,29 +357,13 @@ def flink_facts(flink_master: str, job_name: str, started_epoch: float, run_log:
 # -- reporting
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    rows = [header, *rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    out = []
-    for n, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
 def throughput_table(phases: list[Phase]) -> str:
     return format_rows(
         ("phase", "round", "events", "dups", "wall s", "active s", "1st event s",
          "steady events/s", "events/s", "MB/s"),
         [(p.phase, str(p.round), f"{p.received:,}", f"{p.duplicates:,}", f"{p.wall:.1f}",
-          _num(p.active, ".1f"), _num(p.first_event, ".1f"),
-          _num(p.steady_events_per_second, ",.0f"), f"{p.events_per_second:,.0f}",
+          num(p.active, ".1f"), num(p.first_event, ".1f"),
+          num(p.steady_events_per_second, ",.0f"), f"{p.events_per_second:,.0f}",
           f"{p.mb_per_second:.1f}") for p in phases])
 
 
@@ -387,7 +374,7 @@ def cpu_table(phases: list[Phase]) -> str:
         [(p.phase, str(p.round), f"{p.submit_cpu:.1f}", f"{p.submit_children_cpu:.1f}",
           f"{p.taskmanager_cpu:.1f}", f"{p.workers_cpu:.1f} ({p.workers})",
           f"{p.taskmanager_cpu + p.workers_cpu:.1f}", f"{p.cluster_rest_cpu:.1f}",
-          _num(p.moto_cpu, ".1f"), f"{p.relay_cpu:.1f}", _num(p.other_cpu, ".1f"))
+          num(p.moto_cpu, ".1f"), f"{p.relay_cpu:.1f}", num(p.other_cpu, ".1f"))
          for p in phases])
 
 
@@ -395,10 +382,10 @@ def flink_table(phases: list[Phase]) -> str:
     return format_rows(
         ("phase", "round", "submitted s", "job created s", "running s", "SDK worker s",
          "1st event s", "all events s", "job ended s", "exit s", "checkpoints"),
-        [(p.phase, str(p.round), _num(p.flink.get("submitted_s"), ".1f"),
-          _num(p.flink.get("created_s"), ".1f"), _num(p.flink.get("running_s"), ".1f"),
-          _num(p.flink.get("worker_s"), ".1f"), _num(p.first_event, ".1f"),
-          _num(p.active, ".1f"), _num(p.flink.get("ended_s"), ".1f"), f"{p.wall:.1f}",
+        [(p.phase, str(p.round), num(p.flink.get("submitted_s"), ".1f"),
+          num(p.flink.get("created_s"), ".1f"), num(p.flink.get("running_s"), ".1f"),
+          num(p.flink.get("worker_s"), ".1f"), num(p.first_event, ".1f"),
+          num(p.active, ".1f"), num(p.flink.get("ended_s"), ".1f"), f"{p.wall:.1f}",
           str(p.flink.get("checkpoints", "-"))) for p in phases if p.flink])
 
 
@@ -578,16 +565,11 @@ def run_phases(args: argparse.Namespace, workdir: Path, state_dir: Path,
                                   state_dir)
                 phases.append(phase)
                 print(f"  {phase.received:,} events ({phase.duplicates:,} duplicates), active "
-                      f"{_num(phase.active, '.1f')}s, first event {_num(phase.first_event, '.1f')}"
+                      f"{num(phase.active, '.1f')}s, first event {num(phase.first_event, '.1f')}"
                       f"s, wall {phase.wall:.1f}s, exit {phase.exit_code}", flush=True)
 
     report(args, phases, seeded, failures)
-    if failures:
-        print("\nFAILED checks:", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(failures)
 
 
 class NoCluster:
