@@ -1,4 +1,5 @@
-"""The `outputs` block: Devo's syslog relay (devo_platform) and HTTP endpoint (devo_http)."""
+"""The `outputs` block: Devo's syslog relay (devo_platform), HTTP endpoint (devo_http),
+and an archive of files (archive)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from awscollector.config.base import Model, NonEmpty, by_type, given
+from awscollector.config.base import Model, NonEmpty, _bucket, by_type, given
 from awscollector.config.problems import error
 
 
@@ -130,17 +131,48 @@ class DevoHttpOutput(Model):
     config: DevoHttpConfig
 
 
+class ArchiveConfig(Model):
+    """Files of every event: Avro or Parquet, in a local directory or ``s3://bucket/prefix``."""
+
+    format: Literal["avro", "parquet"] = "avro"
+    path: NonEmpty
+    window_minutes: int = Field(default=60, ge=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith("s3://"):
+            bucket, _, prefix = value[5:].partition("/")
+            _bucket(bucket)  # CFG-004 naming what a bucket name may hold
+            return f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
+        if "://" in value:
+            raise error("CFG-004", "must be a local directory or s3://<bucket>/<prefix>")
+        # Relative to the config file, like the certificates.
+        base = Path((info.context or {}).get("base_dir", "."))
+        return os.path.abspath(base / Path(value).expanduser())
+
+
+class ArchiveOutput(Model):
+    """Avro or Parquet files of every event, local or in S3 (type archive)."""
+
+    type: Literal["archive"]
+    config: ArchiveConfig
+
+
 def _output_tag(value: Any) -> str | None:
     # Without a `type`, the config's keys tell which output was meant, so the problems
     # reported are about that one (the missing `type` among them).
     if isinstance(value, dict) and "type" not in value:
         config = value.get("config")
         http = isinstance(config, dict) and "endpoint" in config
+        if isinstance(config, dict) and "path" in config:
+            return "archive"
         return "devo_http" if http else "devo_platform"
     return by_type("devo_platform")(value)
 
 
 AnyOutput = Annotated[
-    Annotated[DevoOutput, Tag("devo_platform")] | Annotated[DevoHttpOutput, Tag("devo_http")],
+    Annotated[DevoOutput, Tag("devo_platform")] | Annotated[DevoHttpOutput, Tag("devo_http")]
+    | Annotated[ArchiveOutput, Tag("archive")],
     Discriminator(_output_tag),
 ]

@@ -20,6 +20,7 @@ from apache_beam.runners.runner import PipelineState
 
 from awscollector.errors import CollectorError, as_collector_error
 from awscollector.io.access import AwsAccess
+from awscollector.io.archive import ArchiveTarget, WriteToArchive
 from awscollector.io.checkpoints import checkpoints_from_config
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
 from awscollector.io.devo import DevoTarget, WriteToDevo
@@ -121,8 +122,13 @@ class RunResult:
     # (service, region, table, delivered, dead-lettered)
 
 
-def output_transform(name: str, output) -> beam.PTransform:
-    """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters."""
+def output_transform(name: str, output, access: AwsAccess | None = None,
+                     region: str = "us-east-1") -> beam.PTransform:
+    """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters.
+    ``access`` and ``region``: the run's AWS, for an archive in S3."""
+    if output.type == "archive":
+        return WriteToArchive(ArchiveTarget.from_config(output), name=name, access=access,
+                              region=region)
     if output.type == "devo_http":
         return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name)
     return WriteToDevo(DevoTarget.from_config(output), name=name)
@@ -154,7 +160,8 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                 # that makes SQS deletes wait for the dead letters (see io/deadletter.py).
                 pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access)
         for out_name, output in config.outputs.items():
-            named["events"] | f"{label} to {out_name}" >> output_transform(out_name, output)
+            named["events"] | f"{label} to {out_name}" >> output_transform(
+                out_name, output, access, dl_region)
     return ctx
 
 
