@@ -163,6 +163,10 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
             partition = _partition((config.inputs.aws.regions or ["us-east-1"])[0])
             statements.append(_statement("KeepCheckpoints", ["s3:GetObject", "s3:PutObject"],
                                          [f"arn:{partition}:s3:::{c.bucket}/{prefix}*"]))
+    archives = sorted(_archive_arn(o.config.path, plans) for o in config.outputs.values()
+                      if o.type == "archive" and o.config.path.startswith("s3://"))
+    if archives:
+        statements.append(_statement("WriteArchiveFiles", ["s3:PutObject"], archives))
     dead_letter = config_globals(config).dead_letter
     if dead_letter.type == "sqs":
         aws = config.inputs.aws
@@ -170,6 +174,13 @@ def iam_policy(config, identity: str = KEYS) -> IamPolicy:
         statements.append(_statement("SendDeadLetters", [DEAD_LETTER_ACTION],
                                      [queue_arn(target.queue_url, target.region, account)]))
     return IamPolicy(_document([s for s in statements if s is not None]), notes)
+
+
+def _archive_arn(path: str, plans) -> str:
+    """The objects an archive output writes: ``arn:aws:s3:::<bucket>/<prefix>/*``."""
+    bucket, _, prefix = path[5:].partition("/")
+    partition = _partition(plans[0].regions[0]) if plans and plans[0].regions else "aws"
+    return f"arn:{partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
 
 
 def queue_arn(queue: str, region: str, account: str) -> str:
