@@ -217,7 +217,8 @@ def test_cli_prints_json_and_exits_2_on_a_bad_config(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert "CFG-007" in done.stderr
 
-    archived = _base({"non-cloudwatch-logs": {"sqs_queue_name": "q", "s3_buckets": ["flow-bucket"]}})
+    archived = _base({"non-cloudwatch-logs": {"sqs_queue_name": "q",
+                                              "s3_buckets": ["flow-bucket"]}})
     archived["outputs"]["archive_1"] = {"type": "archive", "config": {
         "format": "parquet", "path": "s3://my-archive/aws-collector/"}}
     done = _policy(archived, tmp_path)
