@@ -145,6 +145,17 @@ def _epoch_seconds(value: Any, name: str) -> float | None:
         return None
     if isinstance(value, bool):
         raise ApiError(400, "ValidationException", f"{name} is not a timestamp")
+    seconds = _number_or_time(value, iso_scale=1.0)
+    if seconds is None:
+        raise ApiError(400, "SerializationException", f"{name} is not a timestamp")
+    return seconds
+
+
+def _number_or_time(value: Any, iso_scale: float) -> float | None:
+    """A number (or numeric string) as it is, an ISO 8601 time in epoch seconds times
+    ``iso_scale``; None for anything else."""
+    if isinstance(value, bool):
+        return None
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -153,10 +164,10 @@ def _epoch_seconds(value: Any, name: str) -> float | None:
         except ValueError:
             pass
         try:
-            return _iso_seconds(value)
+            return _iso_seconds(value) * iso_scale
         except ValueError:
-            pass
-    raise ApiError(400, "SerializationException", f"{name} is not a timestamp")
+            return None
+    return None
 
 
 def _iso_seconds(value: str) -> float:
@@ -275,20 +286,7 @@ def _values(finding: Any, path: str) -> list:
 
 def _as_number(value: Any) -> float | None:
     """Numbers as they are; ISO timestamps in epoch ms (GuardDuty compares times in ms)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            return _iso_seconds(value) * 1000.0
-        except ValueError:
-            return None
-    return None
+    return _number_or_time(value, iso_scale=1000.0)
 
 
 def _as_text(value: Any) -> str:

@@ -859,6 +859,23 @@ def securityhub_insight_event(region: str = "us-east-1", seed: int = 1,
         [f"arn:aws:securityhub:{region}:{account}:action/custom/SendToDevo"], rnd, account)
 
 
+def _instance_resource(rnd: random.Random, region: str, instance: str, kind: str,
+                       i: int) -> dict:
+    """A GuardDuty finding's ``resource`` for an EC2 instance (camelCase, as sent)."""
+    return {"resourceType": "Instance", "instanceDetails": {
+        "instanceId": instance, "instanceType": kind,
+        "launchTime": "2026-11-20T09:14:02.000Z", "platform": None,
+        "imageId": "ami-0abcdef1234567890", "availabilityZone": f"{region}a",
+        "instanceState": "running",
+        "networkInterfaces": [{
+            "networkInterfaceId": f"eni-{rnd.getrandbits(68):017x}",
+            "privateIpAddress": f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+            "publicIp": f"203.0.113.{rnd.randrange(1, 255)}",
+            "subnetId": "subnet-0a1b2c3d4e5f67890", "vpcId": "vpc-0a1b2c3d4e5f67890",
+            "securityGroups": [{"groupName": "web", "groupId": "sg-0123456789abcdef0"}]}],
+        "tags": [{"key": "Name", "value": f"web-{i}"}]}}
+
+
 def guardduty_finding_events(n: int, seed: int = 1, region: str = "us-east-1",
                              account: str = ACCOUNT) -> list[dict]:
     """n ``GuardDuty Finding`` events: an EC2 instance probed on an unprotected port,
@@ -879,18 +896,7 @@ def guardduty_finding_events(n: int, seed: int = 1, region: str = "us-east-1",
             "arn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/"
                    f"{finding_id}",
             "type": "Recon:EC2/PortProbeUnprotectedPort",
-            "resource": {"resourceType": "Instance", "instanceDetails": {
-                "instanceId": instance, "instanceType": "t3.micro",
-                "launchTime": "2026-11-20T09:14:02.000Z", "platform": None,
-                "imageId": "ami-0abcdef1234567890", "availabilityZone": f"{region}a",
-                "instanceState": "running",
-                "networkInterfaces": [{
-                    "networkInterfaceId": f"eni-{rnd.getrandbits(68):017x}",
-                    "privateIpAddress": f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
-                    "publicIp": f"203.0.113.{rnd.randrange(1, 255)}",
-                    "subnetId": "subnet-0a1b2c3d4e5f67890", "vpcId": "vpc-0a1b2c3d4e5f67890",
-                    "securityGroups": [{"groupName": "web", "groupId": "sg-0123456789abcdef0"}]}],
-                "tags": [{"key": "Name", "value": f"web-{i}"}]}},
+            "resource": _instance_resource(rnd, region, instance, "t3.micro", i),
             "service": {
                 "serviceName": "guardduty", "detectorId": detector,
                 "action": {"actionType": "PORT_PROBE", "portProbeAction": {
@@ -978,18 +984,8 @@ def _gd_remote(rnd: random.Random) -> dict:
 def _gd_resource(kind: str, rnd: random.Random, region: str, account: str, i: int) -> dict:
     if kind == "Instance":
         instance = f"i-{rnd.getrandbits(68):017x}"
-        return {"resourceType": "Instance", "instanceDetails": {
-            "instanceId": instance, "instanceType": rnd.choice(("t3.micro", "m6i.large")),
-            "launchTime": "2026-11-20T09:14:02.000Z", "platform": None,
-            "imageId": "ami-0abcdef1234567890", "availabilityZone": f"{region}a",
-            "instanceState": "running",
-            "networkInterfaces": [{
-                "networkInterfaceId": f"eni-{rnd.getrandbits(68):017x}",
-                "privateIpAddress": f"10.0.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
-                "publicIp": f"203.0.113.{rnd.randrange(1, 255)}",
-                "subnetId": "subnet-0a1b2c3d4e5f67890", "vpcId": "vpc-0a1b2c3d4e5f67890",
-                "securityGroups": [{"groupName": "web", "groupId": "sg-0123456789abcdef0"}]}],
-            "tags": [{"key": "Name", "value": f"web-{i}"}]}}
+        return _instance_resource(rnd, region, instance,
+                                  rnd.choice(("t3.micro", "m6i.large")), i)
     user = rnd.choice(("alice", "build-bot", "Root"))
     access = {"accessKeyId": f"{'ASIA' if user != 'Root' else 'AKIA'}{rnd.getrandbits(64):016X}",
               "principalId": f"AIDA{rnd.getrandbits(64):016X}", "userName": user,

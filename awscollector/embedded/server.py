@@ -17,6 +17,7 @@ import struct
 import termios
 import threading
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol, Self, TypeVar
 
@@ -120,7 +121,7 @@ class Conn:
         self.idle = False  # waiting for its next request: stop() need not wait for it
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """A TCP server on loopback, TLS with the test PKI or plain without one."""
 
     _what = "server"  # in the loopback error
@@ -252,9 +253,9 @@ class LoopbackServer:
 
     # -- serving
 
+    @abstractmethod
     def _converse(self, conn: Conn) -> None:
         """Speak the protocol on a connection that is up; the caller closes it."""
-        raise NotImplementedError
 
     def _next_fault(self) -> Fault | None:
         """The first armed fault that watches what just started; call under the lock."""
