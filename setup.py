@@ -21,6 +21,9 @@ setup(
         "PyYAML>=6,<7",
         "cryptography>=42",
         "zstandard>=0.22",
+        # imported only when used: the progress line (a terminal) and --metrics-port
+        "tqdm>=4.66,<5",
+        "prometheus-client>=0.20,<1",
     ],
     # moto (and its Flask server) is the embedded AWS of `aws-collector demo` and of
     # the tests; a production install leaves it out.

@@ -1,6 +1,7 @@
 """The ``aws-collector`` command (also ``python -m awscollector``).
 
-    aws-collector run --config FILE [--until-idle] [--idle-seconds N] [BEAM OPTIONS]
+    aws-collector run --config FILE [--until-idle] [--idle-seconds N] [--metrics-port N]
+                      [BEAM OPTIONS]
     aws-collector validate --config FILE
     aws-collector setup --config FILE [--dry-run]
     aws-collector iam-policy --config FILE [--identity keys|base-role|target-role]
@@ -85,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sqs-visibility-timeout", type=int, default=120, metavar="SECONDS",
                      help="how long a received message stays hidden (extended while in "
                           "flight); after a crash, messages come back after this long")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve the run's statistics as Prometheus metrics on this port")
     validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
     validate.add_argument("--config", required=True)
     setup = sub.add_parser("setup", help="create on AWS what the configured services need "
@@ -164,7 +167,11 @@ def cmd_run(args, beam_args: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     idle = (args.idle_seconds or 10.0) if args.until_idle else None
     try:
+        # A live progress line only for a person watching a backfill: never in a pipe
+        # or a log file.
+        progress = args.until_idle and sys.stderr.isatty()
         result = run_collector(config, beam_args, idle_seconds=idle, stop=stop,
+                               metrics_port=args.metrics_port, progress=progress,
                                visibility_timeout=args.sqs_visibility_timeout)
     except Exception as e:
         # One line, the coded one; the traceback only in a debug log.

@@ -1,10 +1,10 @@
-"""The `globals` block: debug logs, persistence, dead letter."""
+"""The `globals` block: debug logs, statistics, persistence, dead letter."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Tag
+from pydantic import Discriminator, Field, Tag
 
 from awscollector.config.base import Model, NonEmpty, by_type
 
@@ -68,5 +68,7 @@ AnyDeadLetter = Annotated[
 
 class Globals(Model):
     debug: bool = False
+    # a statistics line per service and region this often while running; 0: none
+    stats_interval_seconds: int = Field(300, ge=0)
     persistence: AnyPersistence = FilesystemPersistence()
     dead_letter: AnyDeadLetter = FilesystemDeadLetter()

@@ -54,6 +54,7 @@ from awscollector.io.delivery import EventBatch
 from awscollector.io.pullers import PULLERS
 from awscollector.io.pullers.base import ApiStream, Puller
 from awscollector.io.ratelimit import SharedLimits
+from awscollector.io.stats import StatsHandle, attached
 from awscollector.io.stop import StopSignal
 from awscollector.io.timerange import (
     FOREVER,
@@ -159,8 +160,9 @@ class _ReadApiFn(beam.DoFn, RestrictionProvider):
     def __init__(self, streams: dict[str, ApiStream], access: AwsAccess,
                  checkpoints: Checkpoints, follow: bool, stop: StopSignal | None,
                  bundle_seconds: float, max_pages_per_bundle: int,
-                 log_level: int | None) -> None:
+                 log_level: int | None, stats: StatsHandle | None = None) -> None:
         self.streams = streams
+        self._stats_handle = stats
         self.follow = follow
         self._access = access
         self._checkpoints = checkpoints
@@ -220,6 +222,11 @@ class _ReadApiFn(beam.DoFn, RestrictionProvider):
         self._records = Metrics.counter("api", "records")
         self._throttled = Metrics.counter("api", "throttled")
         self._seq = time.time_ns()
+        self._stats = attached(self._stats_handle)
+
+    def teardown(self) -> None:
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def process(self, key: str,
                 finalizer=beam.DoFn.BundleFinalizerParam,
@@ -254,8 +261,10 @@ class _ReadApiFn(beam.DoFn, RestrictionProvider):
                 if not tracker.try_claim(Claim(cursor, nxt)):
                     return
                 self._pages.inc()
+                self._stats.add("pages", stream.service, stream.region)
                 if page.records:
                     self._records.inc(len(page.records))
+                    self._stats.add("records", stream.service, stream.region, len(page.records))
                     yield ApiRecords(key, page.records, (cursor.start, cursor.end))
                 cursor = nxt
                 pages += 1
@@ -299,11 +308,15 @@ class _ReadApiFn(beam.DoFn, RestrictionProvider):
 
     def _saver(self, stream: ApiStream, first: Cursor, nxt: Cursor, seq: int):
         checkpoints = self._checkpoints
+        stats = self._stats
 
         def save() -> None:
             try:
-                checkpoints.update(checkpoint_key(stream),
-                                   lambda old: advanced(old, first, nxt, seq))
+                saved = checkpoints.update(checkpoint_key(stream),
+                                           lambda old: advanced(old, first, nxt, seq))
+                if saved.get("done"):  # delivered up to the end of its last range
+                    stats.checkpoint(stream.service, stream.region, stream.stream,
+                                     saved["done"][-1][1])
             except CollectorError as e:
                 # Delivered but not recorded: a restart reads these pages again.
                 log.error("%s %s: the checkpoint of %s was not saved; a restart will send"
@@ -356,6 +369,8 @@ class ReadFromApi(beam.PTransform):
         most the page in flight of each stream.
       spread_over, max_parallelism: on Flink, place the streams on the subtasks in turn.
       log_level: the level of the "awscollector" loggers in worker processes.
+      stats: the run's statistics (io/stats.py): pages, records, and each stream's
+        lag (now less the end of its checkpoint).
 
     Returns ``ApiRecords``; parse them with ``ParseApiRecords(streams)``.
     """
@@ -364,7 +379,7 @@ class ReadFromApi(beam.PTransform):
                  *, follow: bool = True, stop: StopSignal | None = None,
                  bundle_seconds: float = 5.0, max_pages_per_bundle: int = 1,
                  spread_over: int | None = None, max_parallelism: int | None = None,
-                 log_level: int | None = None) -> None:
+                 log_level: int | None = None, stats: StatsHandle | None = None) -> None:
         super().__init__()
         keys = [s.key for s in streams]
         if spread_over and spread_over > 1:
@@ -372,7 +387,7 @@ class ReadFromApi(beam.PTransform):
         self._keys = keys
         self.streams = dict(zip(keys, streams, strict=True))
         self._fn = _ReadApiFn(self.streams, access, checkpoints, follow, stop,
-                              bundle_seconds, max_pages_per_bundle, log_level)
+                              bundle_seconds, max_pages_per_bundle, log_level, stats)
 
     def expand(self, pbegin):
         return (pbegin

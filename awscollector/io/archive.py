@@ -276,6 +276,7 @@ class WriteToArchive(beam.PTransform):
     Args:
       target: where and how (``ArchiveTarget`` or a config output entry).
       name: the output's name, in the "delivered" counters and debug logs.
+      stats: the run's statistics (a ``StatsHandle``, io/stats.py): events confirmed.
       access: an ``AwsAccess`` for S3 (required for s3:// paths).
       region: the region of the S3 client.
       max_batch_bytes: flush (a file) when this much is buffered, besides at bundle end.
@@ -290,7 +291,7 @@ class WriteToArchive(beam.PTransform):
     def __init__(self, target, *, name: str = "archive", access=None,
                  region: str = "us-east-1", max_batch_bytes: int = 16 << 20,
                  max_attempts: int = 5, retry_delay: float = 0.5,
-                 max_in_flight: int = 4) -> None:
+                 max_in_flight: int = 4, stats=None) -> None:
         super().__init__()
         self._target = (target if isinstance(target, ArchiveTarget)
                         else ArchiveTarget.from_config(target))
@@ -298,7 +299,7 @@ class WriteToArchive(beam.PTransform):
             raise ValueError(f"{self._target}: an s3:// path needs access (an AwsAccess)")
         self._fn = BatchingWriteFn(
             _MakeArchiveTransport(self._target, access, region), name, str(self._target),
-            max_batch_bytes, max_attempts, retry_delay, max_in_flight)
+            max_batch_bytes, max_attempts, retry_delay, max_in_flight, stats=stats)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

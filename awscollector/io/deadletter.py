@@ -32,6 +32,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
+from awscollector.io.stats import attached
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +138,29 @@ class DeadLetterTarget:
 
 
 class _WriteDeadLettersFn(beam.DoFn):
-    def __init__(self, target: DeadLetterTarget, access=None) -> None:
+    def __init__(self, target: DeadLetterTarget, access=None, stats=None) -> None:
         self._target = target
         self._access = access
+        self._stats_handle = stats
+
+    def setup(self) -> None:
+        self._stats = attached(self._stats_handle)
+
+    def teardown(self) -> None:
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def start_bundle(self) -> None:
         self._pending: dict[str, list[str]] = {}
+        self._written: dict[tuple[str, str], int] = {}  # (service, region) -> entries
 
     def process(self, entry: DeadLetter) -> None:
         log.warning("%s dead-lettered (%s, %s): %s %s", entry.code, entry.service, entry.region,
                     entry.error, json.dumps(entry.source, default=str)[:300])
         self._pending.setdefault(entry.service, []).append(entry.to_json())
         Metrics.counter("deadletter", f"{entry.service}|{entry.region}").inc()
+        key = (entry.service, entry.region)
+        self._written[key] = self._written.get(key, 0) + 1
 
     def finish_bundle(self) -> None:
         # Written before the bundle completes, so before the SQS message is deleted.
@@ -160,7 +172,10 @@ class _WriteDeadLettersFn(beam.DoFn):
         except Exception as e:
             raise CollectorError("OUT-003", f"cannot write dead letters to {self._where()}: {e}") \
                 from e
+        for (service, region), n in self._written.items():  # counted once written
+            self._stats.add("dead_lettered", service, region, n)
         self._pending = {}
+        self._written = {}
 
     def _where(self) -> str:
         return self._target.queue_url if self._target.type == "sqs" else self._target.directory
@@ -212,11 +227,12 @@ class WriteDeadLetters(beam.PTransform):
     Args:
       target: a ``DeadLetterTarget``.
       access: an ``AwsAccess``, needed only for an SQS target.
+      stats: the run's statistics (a ``StatsHandle``, io/stats.py): entries written.
     """
 
-    def __init__(self, target: DeadLetterTarget, access=None) -> None:
+    def __init__(self, target: DeadLetterTarget, access=None, stats=None) -> None:
         super().__init__()
-        self._fn = _WriteDeadLettersFn(target, access)
+        self._fn = _WriteDeadLettersFn(target, access, stats)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

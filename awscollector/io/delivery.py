@@ -35,6 +35,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
+from awscollector.io.stats import StatsHandle, attached
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +129,16 @@ class BatchingWriteFn(beam.DoFn):
     bundle completes. See the module docstring.
 
     Counters (Beam metrics): ``devo/events|<table>``, ``devo/bytes|<table>`` and
-    ``delivered/<name>|<service>|<region>|<table>``.
+    ``delivered/<name>|<service>|<region>|<table>``; and, with ``stats``, the run's
+    statistics (io/stats.py) of events confirmed per service, region and table.
     """
 
     def __init__(self, make_transport: Callable[[], Transport], name: str, describe: str,
                  max_batch_bytes: int, max_attempts: int, retry_delay: float,
-                 max_in_flight: int, max_retry_delay: float = 10.0) -> None:
+                 max_in_flight: int, max_retry_delay: float = 10.0,
+                 stats: StatsHandle | None = None) -> None:
         self._make_transport = make_transport
+        self._stats_handle = stats
         self._name = name
         self._describe = describe  # where we deliver, for messages: "Devo 1.2.3.4:443 (SSL)"
         self._max_batch_bytes = max_batch_bytes
@@ -146,6 +150,7 @@ class BatchingWriteFn(beam.DoFn):
     def setup(self) -> None:
         self._transport = self._make_transport()
         self._counters: dict[tuple[str, str, str], tuple] = {}
+        self._stats = attached(self._stats_handle)
         # One thread: flushes go out in order, one connection at a time.
         self._sender = ThreadPoolExecutor(1, thread_name_prefix=f"deliver-{self._name}")
 
@@ -156,6 +161,8 @@ class BatchingWriteFn(beam.DoFn):
         transport = getattr(self, "_transport", None)
         if transport is not None:
             transport.close()
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def start_bundle(self) -> None:
         self._buffers: dict[tuple[str, str, str], list[bytes]] = {}
@@ -280,3 +287,4 @@ class BatchingWriteFn(beam.DoFn):
         counters[0].inc(events)
         counters[1].inc(nbytes)
         counters[2].inc(events)
+        self._stats.delivered(self._name, key[1], key[2], key[0], events)

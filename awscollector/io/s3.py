@@ -41,6 +41,7 @@ from awscollector.io.access import AwsAccess
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
 from awscollector.io.routes import Routes
 from awscollector.io.sqs import SqsMessage
+from awscollector.io.stats import StatsHandle, attached
 from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
     CSV,
@@ -210,10 +211,13 @@ class ReadS3Records(beam.DoFn):
       types: the config types collected from the queue (or its ``Routes``): the
         formats a sniff may pick.
       batch_bytes: about this much of an object per batch.
+      stats: the run's statistics (io/stats.py): objects read whole, bytes read.
     """
 
     def __init__(self, access: AwsAccess, registry: Registry,
-                 types: Iterable[str] | Routes = (), batch_bytes: int = 1 << 20) -> None:
+                 types: Iterable[str] | Routes = (), batch_bytes: int = 1 << 20,
+                 stats: StatsHandle | None = None) -> None:
+        self._stats_handle = stats
         self._access = access
         self._registry = registry
         self._routes = Routes.of(types)
@@ -225,6 +229,11 @@ class ReadS3Records(beam.DoFn):
         self._records = Metrics.counter("s3", "lines_read")
         self._bytes = Metrics.counter("s3", "bytes_read")
         self._debug = log.isEnabledFor(logging.DEBUG)  # once, not per object or chunk
+        self._stats = attached(self._stats_handle)
+
+    def teardown(self) -> None:
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def process(self, task: ObjectTask):
         ref = task.ref
@@ -248,6 +257,8 @@ class ReadS3Records(beam.DoFn):
         finally:
             raw.close()
         fault = read.fault
+        service, region = read.task.message.service, read.task.message.region
+        self._stats.add("bytes", service, region, sizes[0])
         if self._debug:
             log.debug("s3 GetObject s3://%s/%s: %d bytes, %d uncompressed, %.3fs%s",
                       ref.bucket, ref.key, sizes[0], sizes[1], time.monotonic() - started,
@@ -255,6 +266,7 @@ class ReadS3Records(beam.DoFn):
         if fault is None:
             self._objects.inc()
             self._records.inc(read.records)
+            self._stats.add("objects", service, region)
             return
         if fault.code.startswith("SRC-") or fault.code in _DEAD_LETTER_AWS_CODES:
             extra = {"records_read": read.records}

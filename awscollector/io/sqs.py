@@ -49,6 +49,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from awscollector.awserrors import aws_error
 from awscollector.flink.partition import spread_keys
 from awscollector.io.access import AwsAccess
+from awscollector.io.stats import StatsHandle, attached
 from awscollector.io.stop import StopSignal
 
 log = logging.getLogger(__name__)
@@ -173,8 +174,10 @@ class _ReadSqsFn(beam.DoFn):
     def __init__(self, queues: dict[str, SqsQueue], access: AwsAccess, stop: StopSignal | None,
                  idle_seconds: float | None, bundle_seconds: float,
                  max_messages_per_bundle: int, visibility_timeout: int,
-                 wait_seconds: int, log_level: int | None) -> None:
+                 wait_seconds: int, log_level: int | None,
+                 stats: StatsHandle | None = None) -> None:
         self._queues = queues  # element key -> the reader it names
+        self._stats_handle = stats
         self._log_level = log_level
         self._access = access
         self._stop = stop or StopSignal()
@@ -194,6 +197,8 @@ class _ReadSqsFn(beam.DoFn):
         self._idle_since: dict[SqsQueue, float] = {}
         self._received = Metrics.counter("sqs", "messages_received")
         self._deleted = Metrics.counter("sqs", "messages_deleted")
+        self._stats = attached(self._stats_handle)
+        self._oldest: dict[SqsQueue, object] = {}  # Beam gauges of the oldest held message
         self._debug = log.isEnabledFor(logging.DEBUG)  # once: receives are the hot path
 
     def teardown(self) -> None:
@@ -207,6 +212,9 @@ class _ReadSqsFn(beam.DoFn):
                 self._keeper.release_all()
             except Exception as e:  # they come back after the visibility timeout anyway
                 log.warning("AWS-008 releasing in-flight SQS messages failed: %s", e)
+        self._stats.release_all()
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def process(self, key: str,
                 finalizer=beam.DoFn.BundleFinalizerParam,
@@ -241,6 +249,9 @@ class _ReadSqsFn(beam.DoFn):
                 self._keeper.track(client, url, messages)
                 finalizer.register(self._deleter(client, url, queue, messages))
                 self._received.inc(len(messages))
+                self._stats.add("messages", queue.service, queue.region, len(messages))
+                self._stats.hold(queue.service, queue.region, url,
+                                 [m["MessageId"] for m in messages])
                 received += len(messages)
                 for m in messages:
                     count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -248,9 +259,17 @@ class _ReadSqsFn(beam.DoFn):
                                      m["Body"], count, queue.max_receive_count)
             else:
                 self._idle_since.setdefault(queue, time.monotonic())
+            self._gauge(queue).set(int(self._stats.oldest_unacked(queue.service, queue.region)))
             if not messages or received >= self._max_messages or time.monotonic() >= deadline:
                 tracker.defer_remainder()
                 return
+
+    def _gauge(self, queue: SqsQueue):
+        gauge = self._oldest.get(queue)
+        if gauge is None:
+            gauge = self._oldest[queue] = Metrics.gauge(
+                "stats", f"oldest_unacked_seconds|{queue.service}|{queue.region}")
+        return gauge
 
     def _idle_for(self, queue: SqsQueue) -> float:
         since = self._idle_since.get(queue)
@@ -311,6 +330,7 @@ class _ReadSqsFn(beam.DoFn):
                             " they will be delivered again", len(entries), url, e)
             finally:
                 self._keeper.forget(url, ids)
+                self._stats.release(queue.service, queue.region, url, ids)
             if self._debug:
                 log.debug("sqs DeleteMessageBatch %s (%s, reader %d): %d deleted, %d failed",
                           url, queue.region, queue.reader, len(entries) - failures, failures)
@@ -337,6 +357,8 @@ class ReadFromSqs(beam.PTransform):
         Flink places them on its subtasks in turn.
       max_parallelism: on Flink, its number of key groups, if set (``--max_parallelism``).
       log_level: the level of the "awscollector" loggers in the worker processes.
+      stats: the run's statistics (io/stats.py): messages received, and the age of
+        the oldest one not yet deleted.
     """
 
     def __init__(self, queues: list[SqsQueue], access: AwsAccess, *,
@@ -344,7 +366,7 @@ class ReadFromSqs(beam.PTransform):
                  bundle_seconds: float = 5.0, max_messages_per_bundle: int = 100,
                  visibility_timeout: int = 120, wait_seconds: int = 1,
                  spread_over: int | None = None, max_parallelism: int | None = None,
-                 log_level: int | None = None) -> None:
+                 log_level: int | None = None, stats: StatsHandle | None = None) -> None:
         super().__init__()
         keys = [q.key for q in queues]
         if spread_over and spread_over > 1:
@@ -352,7 +374,7 @@ class ReadFromSqs(beam.PTransform):
         self._keys = keys
         self._fn = _ReadSqsFn(dict(zip(keys, queues, strict=True)), access, stop, idle_seconds,
                               bundle_seconds, max_messages_per_bundle, visibility_timeout,
-                              wait_seconds, log_level)
+                              wait_seconds, log_level, stats)
 
     def expand(self, pbegin):
         return (pbegin

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -26,6 +27,7 @@ from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadL
 from awscollector.io.devo import DevoTarget, WriteToDevo
 from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
+from awscollector.io.stats import API, EVENTS, S3, StatsHandle, StatsRow
 from awscollector.io.stop import StopSignal
 from awscollector.pipelines.api_services import API_SERVICES, expand_api
 from awscollector.pipelines.context import RunContext, ServicePlan, label_of
@@ -123,15 +125,17 @@ class RunResult:
 
 
 def output_transform(name: str, output, access: AwsAccess | None = None,
-                     region: str = "us-east-1") -> beam.PTransform:
+                     region: str = "us-east-1", stats: StatsHandle | None = None
+                     ) -> beam.PTransform:
     """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters.
-    ``access`` and ``region``: the run's AWS, for an archive in S3."""
+    ``access`` and ``region``: the run's AWS, for an archive in S3; ``stats``: the run's
+    statistics."""
     if output.type == "archive":
         return WriteToArchive(ArchiveTarget.from_config(output), name=name, access=access,
-                              region=region)
+                              region=region, stats=stats)
     if output.type == "devo_http":
-        return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name)
-    return WriteToDevo(DevoTarget.from_config(output), name=name)
+        return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name, stats=stats)
+    return WriteToDevo(DevoTarget.from_config(output), name=name, stats=stats)
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
@@ -147,6 +151,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
     checkpoints = checkpoints_from_config(g.persistence, access, ".")
     ctx = RunContext(access, dl_target, registry or run_registry(config), sqs_options,
                      checkpoints)
+    stats = sqs_options.get("stats")
     for group in share_queues(plans):
         label = group_label(group)
         if group[0].api:
@@ -158,20 +163,26 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
             if key.startswith(DEAD_LETTER):
                 # One writer per dead-letter PCollection: a Flatten would break the fusion
                 # that makes SQS deletes wait for the dead letters (see io/deadletter.py).
-                pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access)
+                pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access, stats)
         for out_name, output in config.outputs.items():
             named["events"] | f"{label} to {out_name}" >> output_transform(
-                out_name, output, access, dl_region)
+                out_name, output, access, dl_region, stats)
     return ctx
 
 
 def run_collector(config, beam_args: list[str] | None = None,
                   idle_seconds: float | None = None, stop: StopSignal | None = None,
+                  metrics_port: int | None = None, progress: bool = False,
                   **sqs_options) -> RunResult:
     """Runs every enabled service until idle (idle_seconds) or until ``stop`` is requested.
 
     On the DirectRunner the readers see ``stop`` themselves; on Flink this process
     watches it and stops the job with a savepoint (io/stop.py, flink/rest.py).
+
+    While it runs: a statistics line per service and region every
+    ``globals.stats_interval_seconds``; with ``metrics_port``, the same counters as a
+    Prometheus endpoint; with ``progress``, a live progress line on stderr (the
+    caller checks it is a terminal). See io/stats.py.
     """
     registry = run_registry(config)
     plans = plan_services(config, registry)
@@ -179,7 +190,9 @@ def run_collector(config, beam_args: list[str] | None = None,
         raise CollectorError("CFG-012", "no enabled service is available in this version")
     setup = runner_setup(beam_args or [])
     stop = stop or StopSignal()
-    sqs_options = {"idle_seconds": idle_seconds, "stop": stop, **sqs_options}
+    stats = StatsHandle(stats_rows(plans), config_globals(config).stats_interval_seconds,
+                        list(config.outputs)[0])
+    sqs_options = {"idle_seconds": idle_seconds, "stop": stop, "stats": stats, **sqs_options}
     if setup.on_flink:
         debug = config_globals(config).debug
         sqs_options.update(spread_over=setup.parallelism, max_parallelism=setup.max_parallelism,
@@ -190,23 +203,67 @@ def run_collector(config, beam_args: list[str] | None = None,
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
     ctx = build_pipeline(pipeline, config, plans, sqs_options, registry)
     try:
-        result = pipeline.run()
-        if setup.on_flink:
-            idle = None
-            if idle_seconds is not None:
-                queues = QueuesIdle(ctx.access, [q for p in plans for q in p.queues],
-                                    idle_seconds)
-                apis = ApisCaughtUp(ctx.checkpoints, ctx.api_streams)
-
-                def idle() -> bool:
-                    return apis() and queues()
-            counters = _follow_flink_job(result, setup, stop, idle)
-        else:
-            result.wait_until_finish()
-            counters = beam_counters(result)
+        with _live_stats(stats, setup, metrics_port, progress):
+            counters = _run(pipeline, setup, ctx, plans, stop, idle_seconds)
     except BaseException as e:
         raise as_collector_error(e) from e
     return RunResult(summary_rows(counters, plans, list(config.outputs)[0]))
+
+
+def _run(pipeline: beam.Pipeline, setup: RunnerSetup, ctx: RunContext,
+         plans: list[ServicePlan], stop: StopSignal, idle_seconds: float | None
+         ) -> dict[tuple[str, str], int]:
+    """Runs the pipeline to its end; returns its counters."""
+    result = pipeline.run()
+    if setup.on_flink:
+        idle = None
+        if idle_seconds is not None:
+            queues = QueuesIdle(ctx.access, [q for p in plans for q in p.queues],
+                                idle_seconds)
+            apis = ApisCaughtUp(ctx.checkpoints, ctx.api_streams)
+
+            def idle() -> bool:
+                return apis() and queues()
+        counters = _follow_flink_job(result, setup, stop, idle)
+    else:
+        result.wait_until_finish()
+        counters = beam_counters(result)
+    return counters
+
+
+
+def stats_rows(plans: list[ServicePlan]) -> list[StatsRow]:
+    """The statistics lines of a run: one per service (label) and region, saying what
+    it reads (an S3 plan and an API plan of one service make one line)."""
+    kinds: dict[tuple[str, str], set[str]] = {}
+    for plan in plans:
+        kind = API if plan.api else S3 if plan.name in S3_SERVICES else EVENTS
+        for region in plan.regions:
+            kinds.setdefault((plan.label, region), set()).add(kind)
+    return [StatsRow(service, region, frozenset(k)) for (service, region), k in kinds.items()]
+
+
+@contextmanager
+def _live_stats(stats: StatsHandle, setup: RunnerSetup, metrics_port: int | None,
+                progress: bool) -> Iterator[None]:
+    """What shows the run's statistics while it runs; stopped (threads joined) after.
+
+    On Flink the steps run in SDK workers, which report themselves (io/stats.py),
+    unless they run in this process (``--environment_type=LOOPBACK``)."""
+    here = not setup.on_flink or setup.options.get_all_options().get(
+        "environment_type") == "LOOPBACK"
+    with ExitStack() as stack:
+        if here:
+            stack.enter_context(stats.reporting())
+        if metrics_port is not None:
+            from awscollector.io.prometheus import serving
+
+            stack.enter_context(serving(stats, metrics_port))
+        if progress:
+            from awscollector.io.progress import progress_line
+
+            stack.enter_context(progress_line(stats))
+        yield
 
 
 _TERMINAL = frozenset({PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED,

@@ -38,6 +38,7 @@ from awscollector.io.delivery import EventBatch
 from awscollector.io.routes import Routes
 from awscollector.io.s3 import FormatBatch, ObjectTask, ReadS3Records
 from awscollector.io.sqs import ReadFromSqs, SqsMessage, SqsQueue
+from awscollector.io.stats import StatsHandle, attached
 from awscollector.transforms.flatten import flatten_message
 from awscollector.transforms.formats import SKIP, SNIFF, Registry
 from awscollector.transforms.notifications import parse_notification
@@ -56,13 +57,24 @@ class ExtractObjects(beam.DoFn):
     files), are counted and logged, not dead-lettered.
     """
 
-    def __init__(self, registry: Registry, types: Iterable[str] | Routes) -> None:
+    def __init__(self, registry: Registry, types: Iterable[str] | Routes,
+                 stats: StatsHandle | None = None) -> None:
         self._registry = registry
         self._routes = Routes.of(types)
         self._types = self._routes.types
+        self._stats_handle = stats
 
     def setup(self) -> None:
         self._skipped = Metrics.counter("s3_sqs", "skipped")
+        self._stats = attached(self._stats_handle)
+
+    def teardown(self) -> None:
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
+
+    def _skip(self, message: SqsMessage) -> None:
+        self._skipped.inc()
+        self._stats.add("skipped", message.service, message.region)
 
     def process(self, message: SqsMessage):
         if message.received_too_often():
@@ -79,13 +91,13 @@ class ExtractObjects(beam.DoFn):
         if notification.kind == "test":
             log.info("skipped s3:TestEvent from %s (message %s)", message.queue_url,
                      message.message_id)
-            self._skipped.inc()
+            self._skip(message)
             return
         if not notification.objects:
             # e.g. only ObjectRemoved records: nothing to collect, counted and logged
             log.info("skipped message %s from %s: no created object in it", message.message_id,
                      message.queue_url)
-            self._skipped.inc()
+            self._skip(message)
             return
         for ref in notification.objects:
             task = ObjectTask(message, ref)
@@ -97,7 +109,7 @@ class ExtractObjects(beam.DoFn):
             if found.kind == SKIP:
                 log.info("skipped s3://%s/%s (%s): %s", ref.bucket, ref.key, message.service,
                          found.reason)
-                self._skipped.inc()
+                self._skip(message)
                 continue
             if found.kind == SNIFF:  # its service is known once its format is
                 yield task._replace(kind=SNIFF)
@@ -199,10 +211,12 @@ class ReadFromS3Sqs(beam.PTransform):
     def expand(self, pbegin) -> dict[str, beam.PCollection]:
         messages = pbegin | "ReadSqs" >> ReadFromSqs(self._queues, self._access,
                                                      **self._sqs_options)
+        stats = self._sqs_options.get("stats")  # the run's statistics (io/stats.py)
         tasks = messages | "Notifications" >> beam.ParDo(
-            ExtractObjects(self._registry, self._routes)).with_outputs(DEAD_LETTER, main="tasks")
+            ExtractObjects(self._registry, self._routes, stats)).with_outputs(
+                DEAD_LETTER, main="tasks")
         batches = tasks.tasks | "ReadS3" >> beam.ParDo(
-            ReadS3Records(self._access, self._registry, self._routes)).with_outputs(
+            ReadS3Records(self._access, self._registry, self._routes, stats=stats)).with_outputs(
                 DEAD_LETTER, main="batches")
         parsed = batches.batches | "Parse" >> beam.ParDo(
             ParseBatches(self._registry, routes=self._routes)).with_outputs(
