@@ -10,6 +10,7 @@ tqdm is imported here, when the line is shown, not when the collector starts.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -26,14 +27,25 @@ def progress_totals(snapshot: dict[tuple[str, str], Counts], output: str) -> tup
             sum(c.dead_lettered for c in values))
 
 
+def _size(file) -> tuple[int, int]:
+    """The terminal's columns and rows: tqdm draws nothing on one that says 0 (a new pty)."""
+    try:
+        size = os.get_terminal_size(file.fileno())
+        return size.columns or 120, size.lines or 40
+    except (OSError, ValueError, AttributeError):
+        return 120, 40
+
+
 @contextmanager
 def progress_line(stats: StatsHandle, every: float = 0.5, file=None) -> Iterator[None]:
     """Shows the line (on ``file``, stderr by default) while the block runs."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    bar = tqdm(total=None, desc="collecting", unit=" events", file=file or sys.stderr,
-               dynamic_ncols=True, mininterval=every)
+    file = file or sys.stderr
+    columns, rows = _size(file)
+    bar = tqdm(total=None, desc="collecting", unit=" events", file=file, ncols=columns,
+               nrows=rows, mininterval=every)
     done = threading.Event()
 
     def follow() -> None:
