@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-flink lint install clean flink-up flink-down flink-status
+.PHONY: demo test bench bench-flink lint install clean image flink-up flink-down flink-status
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 # Starts its own Flink cluster (flink/cluster.py; java and mvn the first time), stops it.
 bench-flink: $(STAMP)
 	$(PY) benchmarks/flink_bench.py
+
+# The container image, built with buildah on a Debian base made here (no registry
+# needed; image/build.sh). Needs root, or buildah set up rootless.
+IMAGE ?= localhost/aws-collector:latest
+image:
+	image/build.sh $(IMAGE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check awscollector tests benchmarks
