@@ -10,6 +10,7 @@ embedded AWS and the embedded TLS Devo relay.
 
 from __future__ import annotations
 
+import logging
 import os
 import pty
 import re
@@ -17,14 +18,19 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
+from awscollector.config import parse_config
 from awscollector.embedded.aws import free_port
 from awscollector.embedded.seed import vpc_key
 from awscollector.io.stats import human_bytes
+from awscollector.io.stop import StopSignal
+from awscollector.pipelines.collector import run_collector
 from tests.test_cli import TABLE, Collector, _all_lines, _summary_total
 from tests.vpc_helpers import (
     ENV,
@@ -172,3 +178,42 @@ def test_in_a_pipe_there_is_no_progress_line(embedded_aws, relay, pki, tmp_path)
     assert _summary_total(done.stdout) == (200, 0)
     assert "collecting:" not in done.stderr and "\r" not in done.stderr
     assert "events/s" not in done.stdout + done.stderr
+
+
+def test_a_run_stopped_by_its_stop_signal_reports_and_leaves_no_thread(
+        embedded_aws, relay, pki, tmp_path, caplog):
+    """In process, as a program embedding the collector runs it: the lines, the
+    endpoint, and once run_collector returns, neither the reporter nor the server."""
+    bucket, queue, url = setup_queue(embedded_aws)
+    raw = raw_config(embedded_aws, relay, pki, queue, tmp_path)
+    raw["globals"]["stats_interval_seconds"] = 1
+    config = parse_config(raw, tmp_path, environ=ENV)
+    caplog.set_level(logging.INFO, logger="awscollector")
+    stop = StopSignal()
+    port = free_port()
+    before = set(threading.enumerate())
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(run_collector(
+        config, [], stop=stop, metrics_port=port)))
+    runner.start()
+    try:
+        seed_objects(embedded_aws, bucket, n=2, m=150)
+        deadline = time.monotonic() + 60
+        while "events=300 " not in caplog.text:
+            assert runner.is_alive() and time.monotonic() < deadline, caplog.text
+            time.sleep(0.1)
+        assert _scrape(port)['awscollector_objects_read_total{region="us-east-1",'
+                             'service="non-cloudwatch-logs"}'] == 2
+    finally:
+        stop.request()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    (result,) = outcome
+    assert [r[3] for r in result.rows] == [300]
+    line = next(r.getMessage() for r in caplog.records if "events=300 " in r.getMessage())
+    assert line.startswith("stats non-cloudwatch-logs us-east-1: messages=3 objects=2 ")
+    assert f"events=300 ({TABLE}=300) dead_lettered=0 skipped=1 " in line
+    left = {t.name for t in set(threading.enumerate()) - before if t.is_alive()}
+    assert not left & {"collector-stats", "collector-progress"}, left
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
