@@ -45,6 +45,7 @@ from awscollector.io.stats import StatsHandle, attached
 from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
     CSV,
+    JSON_DOCUMENTS,
     JSON_RECORDS,
     PARQUET,
     SNIFF,
@@ -52,7 +53,12 @@ from awscollector.transforms.formats import (
     RecordBatch,
     Registry,
 )
-from awscollector.transforms.framing import frame_lines, json_records, parquet_rows
+from awscollector.transforms.framing import (
+    frame_lines,
+    json_documents,
+    json_records,
+    parquet_rows,
+)
 from awscollector.transforms.notifications import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -304,7 +310,15 @@ class ReadS3Records(beam.DoFn):
                 for rows in parquet_rows(spool, name):
                     yield (), rows
             return
+        if fmt.framing == JSON_DOCUMENTS:
+            # Firehose gzips, for S3, records that may be gzip'd already (CloudWatch
+            # Logs payloads): decompressing once more is a pass-through if they are not.
+            chunks = decompressed_chunks(chunks, name)
         text = _text_only(chunks, name)
+        if fmt.framing == JSON_DOCUMENTS:
+            for records in json_documents(text, name, self._batch_bytes):
+                yield (), records
+            return
         if fmt.framing == JSON_RECORDS:
             for records in json_records(text, fmt.records_field, name, self._batch_bytes):
                 yield (), records

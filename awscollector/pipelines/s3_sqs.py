@@ -121,8 +121,9 @@ class ParseBatches(beam.DoFn):
     """FormatBatch -> EventBatch per Devo table, by the batch's format's parser.
 
     What a parser rejects is dead-lettered, one entry per code and batch with up to
-    100 of the records; a parser that rejects the whole object (its header, say)
-    gets one entry for the object, and nothing of it is delivered.
+    100 of the records; what it skips on purpose is counted (``s3_sqs/skipped``,
+    beside skipped objects) and logged; a parser that rejects the whole object (its
+    header, say) gets one entry for the object, and nothing of it is delivered.
 
     Args:
       registry: the run's formats.
@@ -139,6 +140,7 @@ class ParseBatches(beam.DoFn):
 
     def setup(self) -> None:
         self._rejected = Metrics.counter("parse", "rejected_records")
+        self._skipped = Metrics.counter("s3_sqs", "skipped")  # as objects skipped on purpose
 
     def process(self, item: FormatBatch):
         task, batch = item.task, item.batch
@@ -159,6 +161,10 @@ class ParseBatches(beam.DoFn):
             if fmt.json_messages and options.get("flatten"):
                 messages = [flatten_message(m) for m in messages]
             yield EventBatch(table, messages, service, region)
+        for reason, n in parsed.skipped.items():
+            log.info("skipped %d records of %s (batch %d): %s", n, task.name, batch.index,
+                     reason)
+            self._skipped.inc(n)
         if parsed.rejected:
             self._rejected.inc(len(parsed.rejected))
             yield from self._dead_letters(task, batch.index, parsed.rejected)

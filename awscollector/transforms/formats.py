@@ -46,7 +46,10 @@ JSON_RECORDS = "json_records"  # a JSON document whose `records_field` array hol
 JSON_LINES = "json_lines"  # one JSON document per line (dicts)
 CSV = "csv"  # lines of CSV (bytes); the parser splits them, quotes and all
 PARQUET = "parquet"  # Parquet rows as Arrow record batches, row group by row group
-FRAMINGS = (LINES, JSON_RECORDS, JSON_LINES, CSV, PARQUET)
+# JSON documents one after another, blank or not between them (Firehose objects): one
+# record per document (decoded)
+JSON_DOCUMENTS = "json_documents"
+FRAMINGS = (LINES, JSON_RECORDS, JSON_LINES, CSV, PARQUET, JSON_DOCUMENTS)
 # Not an S3 framing: one decoded EventBridge event (a dict) per SQS message, read
 # by pipelines/sqs_events.py; its formats say which events they take (`recognize`).
 EVENTS = "events"
@@ -63,7 +66,8 @@ class RecordBatch:
     source: str  # "s3://bucket/key", for messages
     key: str
     index: int
-    records: Any  # a list of bytes (LINES, CSV) or of dicts (JSON_RECORDS, JSON_LINES),
+    records: Any  # a list of bytes (LINES, CSV) or of dicts (JSON_RECORDS, JSON_LINES,
+    # JSON_DOCUMENTS),
     # or a pyarrow.RecordBatch (PARQUET)
     header: tuple[bytes, ...] = ()  # the object's header lines (LINES, CSV)
 
@@ -79,10 +83,13 @@ class Rejected:
 
 @dataclass
 class Parsed:
-    """A parser's result: messages per Devo table, and what it rejected."""
+    """A parser's result: messages per Devo table, what it rejected, and what it skipped
+    on purpose (records that are no events, e.g. CloudWatch Logs control messages:
+    counted and logged, not dead-lettered)."""
 
     events: dict[str, list[bytes]] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> records
 
     def add(self, table: str, message: bytes) -> None:
         found = self.events.get(table)
@@ -96,6 +103,9 @@ class Parsed:
 
     def reject(self, code: str, reason: str, record: Any) -> None:
         self.rejected.append(Rejected(code, reason, record))
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
 Parser = Callable[[RecordBatch, Mapping[str, Any]], Parsed]

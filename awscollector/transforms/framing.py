@@ -228,6 +228,33 @@ def _array(text: _Text, decoder: json.JSONDecoder, batch_bytes: int) -> Iterator
         yield batch
 
 
+def json_documents(chunks: Iterable[bytes], name: str = "",
+                   batch_bytes: int = 1 << 20) -> Iterator[list]:
+    """JSON documents written one after another (whitespace or nothing between them), one
+    record per document, in batches: Firehose concatenates the records it delivers.
+
+        >>> list(json_documents([b'{"a": 1}{"a"', b': 2}\\n[3]']))
+        [[{'a': 1}, {'a': 2}, [3]]]
+
+    A document cut or malformed raises SRC-007 after the documents before it."""
+    text = _Text(chunks, name)
+    decoder = json.JSONDecoder()
+    batch: list = []
+    start = 0
+    try:
+        while text.skip_ws():
+            batch.append(text.value(decoder))
+            if text.consumed + text.pos - start >= batch_bytes:
+                yield batch
+                batch, start = [], text.consumed + text.pos
+    except CollectorError:
+        if batch:
+            yield batch  # the documents before the fault are good
+        raise
+    if batch:
+        yield batch
+
+
 def parquet_rows(file: IO[bytes], name: str = "",
                  batch_rows: int = 10_000) -> Iterator:
     """The rows of a Parquet file, as Arrow record batches (``pyarrow.RecordBatch``) of
