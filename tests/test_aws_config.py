@@ -25,6 +25,7 @@ from awscollector.embedded.seed_firehose import (
     config_snapshot_object,
     config_writability_key,
 )
+from awscollector.errors import CollectorError
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.s3 import ReadS3Records
 from awscollector.io.sqs import SqsMessage
@@ -109,6 +110,18 @@ def test_items_that_are_not_objects_are_src_008_the_others_delivered():
     assert parsed.events[TABLE] == [compact(items[0]), compact(items[1])]
     assert [(r.code, r.record) for r in parsed.rejected] == [("SRC-008", None),
                                                              ("SRC-008", [1])]
+
+
+def test_a_truncated_small_file_delivers_the_items_before_the_fault_src_001():
+    items = config_items(30, seed=4)
+    raw = config_history_object(items)  # a few KiB: all of it in the first read of text
+    got = []
+    with pytest.raises(CollectorError) as err:
+        for records in json_records(decompressed_chunks([raw[:-20]], "s3://b/k"),
+                                    "configurationItems", "s3://b/k"):
+            got += records
+    assert err.value.code == "SRC-001" and "s3://b/k" in err.value.message
+    assert 20 < len(got) < 30 and got == items[:len(got)]
 
 
 def _streamed(n: int) -> tuple[int, int, int, int]:

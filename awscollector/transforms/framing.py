@@ -107,9 +107,12 @@ class _Text:
         self.eof = False
         self.name = name
         self.consumed = 0  # characters before buf, for messages
+        self._fault: CollectorError | None = None  # the stream's, once the text before it is read
 
     def more(self) -> bool:
         """Append the next chunk's text; False at the end of the stream."""
+        if self._fault is not None:
+            raise self._fault
         if self.eof:
             return False
         if self.pos > 1 << 20:  # drop what was consumed, now and then (not per record)
@@ -117,16 +120,24 @@ class _Text:
             self.buf, self.pos = self.buf[self.pos:], 0
         added = []
         size = 0
-        for chunk in self._chunks:  # at least 64 KiB at a time: each retry decodes again
-            try:
-                text = self._decoder.decode(chunk)
-            except UnicodeDecodeError as e:
-                raise self.fault(f"not UTF-8 text: {e.reason}") from None
-            added.append(text)
-            size += len(text)
-            if size >= 1 << 16:
-                self.buf += "".join(added)
-                return True
+        try:
+            for chunk in self._chunks:  # at least 64 KiB at a time: each retry decodes again
+                try:
+                    text = self._decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    raise self.fault(f"not UTF-8 text: {e.reason}") from None
+                added.append(text)
+                size += len(text)
+                if size >= 1 << 16:
+                    self.buf += "".join(added)
+                    return True
+        except CollectorError as e:
+            if not size:
+                raise
+            # A truncated gzip member, say: the records in the text before it are good.
+            self._fault = e
+            self.buf += "".join(added)
+            return True
         self.eof = True
         try:
             added.append(self._decoder.decode(b"", final=True))
