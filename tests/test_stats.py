@@ -4,6 +4,7 @@ io/prometheus.py). Runs that show them are in test_stats_run.py."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 import threading
@@ -98,8 +99,10 @@ def test_the_aggregate_adds_per_service_and_region_and_ages_what_it_holds():
     assert snap[("c", "r1")].lags == {"s1": 30.0}
     stats.release("a", "r1", "q", ["m1", "m2"])  # deleted: the oldest is now m3
     assert stats.snapshot(now=110.0)[("a", "r1")].oldest_unacked == 6.0
-    stats.release_all()
+    stats.hold("b", "r1", "other", ["m9"], now=105.0)
+    stats.release_queues(["q"])  # its reader went away: what it held went back
     assert stats.oldest_unacked("a", "r1") == 0.0
+    assert stats.oldest_unacked("b", "r1", now=110.0) == 5.0
     # A snapshot is a copy: counting on does not change it.
     stats.add("messages", "a", "r1")
     assert snap[("a", "r1")].messages == 5
@@ -129,6 +132,16 @@ def test_copies_of_a_handle_in_one_process_reach_one_aggregate():
     assert handle.get().snapshot()[("s", "r")].objects == 7
     other = StatsHandle([VPC], 0, "devo")  # another run: its own aggregate
     assert other.get().snapshot() == {}
+
+
+def test_the_handle_that_made_the_aggregate_keeps_it_when_the_steps_copies_go():
+    handle = StatsHandle([VPC], 0, "devo")
+    copy = pickle.loads(pickle.dumps(handle))
+    copy.get().add("objects", "s", "r")
+    del copy
+    StatsHandle()  # Beam's Shared keeps alive only the newest object of its own
+    gc.collect()
+    assert handle.get().snapshot()[("s", "r")].objects == 1
 
 
 def test_the_reporter_logs_every_interval_and_is_joined_when_the_run_ends(caplog):

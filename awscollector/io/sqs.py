@@ -212,7 +212,7 @@ class _ReadSqsFn(beam.DoFn):
                 self._keeper.release_all()
             except Exception as e:  # they come back after the visibility timeout anyway
                 log.warning("AWS-008 releasing in-flight SQS messages failed: %s", e)
-        self._stats.release_all()
+        self._stats.release_queues(self._urls.values())
         if self._stats_handle is not None:
             self._stats_handle.detach()
 

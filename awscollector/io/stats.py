@@ -126,9 +126,13 @@ class ProcessStats:
             for mid in ids:
                 held.pop((url, mid), None)
 
-    def release_all(self) -> None:
+    def release_queues(self, urls: Iterable[str]) -> None:
+        """Every held message of these queues (their reader is going away)."""
+        urls = set(urls)
         with self._lock:
-            self._held.clear()
+            for held in self._held.values():
+                for key in [k for k in held if k[0] in urls]:
+                    del held[key]
 
     def oldest_unacked(self, service: str, region: str, now: float | None = None) -> float:
         """Seconds since the oldest held message of a service and region was received."""
@@ -225,6 +229,9 @@ class StatsHandle:
         self.owner_pid = os.getpid()  # where the run's own reporter (reporting()) logs
         self._shared = Shared()
         self._box: _Box | None = None
+        # The handle that made the aggregate keeps it: when the steps' copies go (the
+        # pipeline ended), the run can still read it.
+        self.get()
 
     def get(self) -> ProcessStats:
         """This process's aggregate for the run."""
