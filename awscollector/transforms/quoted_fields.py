@@ -66,13 +66,13 @@ class SpacedLines:
         The lines' quotes are balanced exactly when every newline is outside quotes;
         then outside quotes no space may be doubled or trail a line, and each line needs
         its number of spaces."""
-        blob = b"\n".join(lines)
+        blob = b"\n".join(lines) + b"\n"  # the last line's newline counts too
         outside = b"Q".join(blob.split(b'"')[::2])
-        if outside.count(b"\n") != len(lines) - 1:
+        if outside.count(b"\n") != len(lines):
             return False  # a quote left open: the newline after it was inside quotes
-        if b"  " in outside or b" \n" in outside or outside.endswith(b" "):
+        if b"  " in outside or b" \n" in outside:
             return False
-        spaces = map(bytes.count, outside.split(b"\n"), repeat(b" "))
+        spaces = map(bytes.count, outside[:-1].split(b"\n"), repeat(b" "))
         if min(spaces) < self._min_spaces:
             return False
         return all(map(self.head.match, lines))
