@@ -15,9 +15,11 @@ are such records.
     4
 
 Speed: a batch is first checked as a whole with C-level calls only (the lines of a
-log are nearly always fine, and few have a backslash): about 1 µs a line where a
-regular expression per line takes 3 to 5. Any doubt, and the batch goes line by line
-through one compiled expression, which decides.
+log are nearly always fine, and few have a backslash); any doubt, and its lines go
+one by one through the compiled expression, which decides. Measured on 100k lines on
+a shared 2-core machine: NLB 1.7 µs a line (3.0 with the expression alone), Classic
+1.6 (2.1), S3 2.8 (3.6); ALB lines, with some 30 quotes each, cost about the same
+either way (5.2 to 5.4 µs for 635 bytes).
 """
 
 from __future__ import annotations
