@@ -169,7 +169,7 @@ def _failure_line(stderr: str, code: str) -> str:
 _DEBUG = re.compile(r" DEBUG awscollector\.io\.\w+: (.*)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^sqs ReceiveMessage (\S+) \((us-east-1), reader 0\): (\d+) messages in ")
 _DELETED = re.compile(r"^sqs DeleteMessageBatch (\S+) \((us-east-1), reader 0\): "
-                      r"(\d+) deleted, (\d+) failed$")
+                      r"(\d+) deleted, (\d+) failed, 0 released$")  # none: no stop
 _READ = re.compile(r"^s3 GetObject s3://([^/]+)/(\S+): (\d+) bytes, (\d+) uncompressed, "
                    r"[\d.]+s$")
 
@@ -331,7 +331,8 @@ def test_run_with_a_bad_config_exits_2_and_touches_nothing(embedded_aws, relay, 
     problems = [line for line in done.stderr.splitlines() if line.startswith("CFG-")]
     assert problems == [
         "CFG-011 inputs.aws.services.non-cloudwatch-logs.types: unknown type vpc_flow_logz; "
-        "valid types: vpc_flow_logs, cloudfront_logs"]
+        "valid types: vpc_flow_logs, cloudfront_logs, elb_logs, s3_access_logs, waf_logs, "
+        "network_firewall_logs, route53_resolver_logs, config_logs, firehose_cloudwatch_logs"]
     assert done.stdout == ""
     _assert_no_secret(done.stdout, done.stderr)
     assert relay.connections() == 0

@@ -346,6 +346,32 @@ def test_unknown_service_and_type_list_the_valid_ones(confdir: Path) -> None:
     assert kind.message == "unknown type x; valid types: audits_s3, audit_apis"
 
 
+def test_non_cloudwatch_logs_collects_every_type_of_what_aws_writes_to_s3(
+        confdir: Path) -> None:
+    from awscollector.pipelines.collector import plan_services, run_registry
+
+    every = ["vpc_flow_logs", "cloudfront_logs", "elb_logs", "s3_access_logs", "waf_logs",
+             "network_firewall_logs", "route53_resolver_logs", "config_logs",
+             "firehose_cloudwatch_logs"]
+    config = load_config(write(confdir, changed(
+        {f"{SVC}.non-cloudwatch-logs": {"sqs_queue_name": "log-archive"}})), {})
+    assert config.inputs.aws.services["non-cloudwatch-logs"].types == every  # the default
+    [plan] = [p for p in plan_services(config, run_registry(config), warn=False)
+              if p.name == "non-cloudwatch-logs"]
+    formats = run_registry(config).of_types(every)
+    assert {f.type for f in formats} == set(every)  # each type has a format to run
+    assert [f.name for f in formats] == [
+        "vpc_flow_logs_parquet", "vpc_flow_logs", "cloudfront_logs", "alb_access_logs",
+        "nlb_access_logs", "classic_elb_access_logs", "s3_access_logs", "config_logs",
+        "waf_logs", "network_firewall_alert", "network_firewall_flow",
+        "route53_resolver_logs", "firehose_cloudwatch_logs"]  # in the order they are tried
+    assert plan.queues[0].queue == "log-archive"
+    picked = load_config(write(confdir, changed({f"{SVC}.non-cloudwatch-logs": {
+        "sqs_queue_name": "q", "types": ["elb_logs", "config_logs", "waf_logs"]}})), {})
+    assert picked.inputs.aws.services["non-cloudwatch-logs"].types == [
+        "elb_logs", "config_logs", "waf_logs"]
+
+
 def test_unreadable_cert(confdir: Path) -> None:
     (confdir / "certs" / "domain.crt").unlink()
     [problem] = problems(confdir, changed({}))
@@ -423,7 +449,8 @@ def test_all_problems_reported_together_sorted_by_path(confdir: Path) -> None:
     lines = str(caught.value).splitlines()
     assert len(lines) == len(found)
     assert lines[0] == (
-        "CFG-003 globals.debugg: unknown key; allowed keys: debug, persistence, dead_letter"
+        "CFG-003 globals.debugg: unknown key; allowed keys: debug, stats_interval_seconds, "
+        "persistence, dead_letter"
     )
 
 

@@ -79,7 +79,9 @@ def test_the_builtin_registry_skips_other_log_archive_objects():
     registry = default_registry()
     for key in ("AWSLogs/123456789012/Config/us-east-1/2026/11/27/ConfigHistory/x.json.gz",
                 "AWSLogs/o-a1b2c3d4e5/123456789012/Config/ConfigWritabilityCheckFile",
-                "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/11/27/x.log.gz"):
+                "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/11/27/123456789012_"
+                "elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_20261127T1200Z_"
+                "10.0.0.10_0a1b2c3d.log.gz"):
         assert registry.classify(key, ["vpc_flow_logs"]).kind == SKIP, key
 
 

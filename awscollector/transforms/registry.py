@@ -10,14 +10,21 @@ Order matters where key patterns overlap: formats are tried in this order.
 from __future__ import annotations
 
 from awscollector.transforms import (
+    aws_config,
     cloudfront,
     cloudtrail,
+    elb,
     eventbridge,
+    firehose_logs,
     guardduty_events,
+    network_firewall,
+    route53_resolver,
+    s3_access,
     securityhub,
     umbrella,
     vpcflow,
     vpcflow_parquet,
+    waf,
 )
 from awscollector.transforms.formats import Format, Registry
 
@@ -27,6 +34,15 @@ BUILTIN: tuple[Format, ...] = (
     cloudtrail.FORMAT,
     cloudfront.FORMAT,
     *umbrella.FORMATS,
+    *elb.FORMATS,
+    s3_access.FORMAT,
+    aws_config.FORMAT,
+    waf.FORMAT,
+    *network_firewall.FORMATS,
+    route53_resolver.FORMAT,
+    # Last of those that sniff: its documents start with {"messageType":, which no other
+    # format's do, but Firehose's key says nothing, so every other sniffer goes first.
+    firehose_logs.FORMAT,
     # EventBridge events (SQS event services): the specific kinds before the catch-all,
     # so on a queue two event services share, each event goes to the most specific.
     *securityhub.FORMATS,
@@ -35,15 +51,9 @@ BUILTIN: tuple[Format, ...] = (
 )
 
 # What else AWS writes to an organization's log-archive bucket, that no format here
-# collects yet: skipped with its name, not dead-lettered as an unknown key (SRC-006).
-_ACCOUNT = r"(^|/)AWSLogs/(o-[a-z0-9]{10,32}/)?\d{12}/"
-UNCOLLECTED: dict[str, str] = {
-    "AWS Config": _ACCOUNT + "Config/",
-    "Elastic Load Balancing access log": _ACCOUNT + "elasticloadbalancing/",
-    "AWS Network Firewall log": _ACCOUNT + "network-firewall/",
-    "Route 53 Resolver query log": _ACCOUNT + "vpcdnsquerylogs/",
-    "AWS WAF log": _ACCOUNT + "WAFLogs/",
-}
+# collects yet: kind -> key pattern, skipped with its name, not dead-lettered as an
+# unknown key (SRC-006). Every kind AWS writes there has a format now.
+UNCOLLECTED: dict[str, str] = {}
 
 
 def default_registry() -> Registry:
