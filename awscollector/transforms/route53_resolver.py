@@ -17,8 +17,8 @@ one; AWS adds fields in minor versions), ``account_id``, ``region``, ``vpc_id``,
 answer), ``srcaddr``, ``srcport``, ``transport``, ``srcids`` (``instance`` or
 ``resolver_endpoint``, and ``resolver_network_interface``; may be empty), and for
 queries a DNS Firewall rule matched, ``firewall_rule_action``,
-``firewall_rule_group_id``, ``firewall_domain_list_id``; newer fields (``firewall_protection``)
-are kept too, as they come.
+``firewall_rule_group_id``, ``firewall_domain_list_id``. Fields AWS adds later are
+kept too, as they come.
 
 Message, in ``dns.aws.route53``: the record as compact JSON, AWS's keys in AWS's
 order (``flatten: true`` applies). A line that is not JSON is rejected with SRC-007,
