@@ -370,6 +370,10 @@ def _source_with(**changes) -> dict:
     return source
 
 
+def _format_source(fmt: str, name: str = "copies", **changes) -> dict:
+    return {"name": name, "sqs_queue_name": name, "format": fmt, **changes}
+
+
 PROBLEMS = {
     "bad regex": ({"sources": [_source_with(include=["ok", "(unclosed"])]}, "CFG-013",
                   f"{SVC}.sources.0.include.1"),
@@ -405,6 +409,21 @@ PROBLEMS = {
     "unknown source key": ({"sources": [_source_with(types=["x"])]}, "CFG-003",
                            f"{SVC}.sources.0.types"),
     "service key of another service": ({**EXAMPLE, "readers": 2}, "CFG-003", f"{SVC}.readers"),
+    "format and framing": ({"sources": [{**_source_with(format="waf_logs"), "table": None}]},
+                           "CFG-015", f"{SVC}.sources.0.framing"),
+    "format and table": ({"sources": [{**_source_with(format="waf_logs"), "framing": None}]},
+                         "CFG-015", f"{SVC}.sources.0.table"),
+    "unknown format": ({"sources": [_format_source("alb_logs")]}, "CFG-004",
+                       f"{SVC}.sources.0.format"),
+    "type of several formats": ({"sources": [_format_source("elb_logs")]}, "CFG-004",
+                                f"{SVC}.sources.0.format"),
+    "event format": ({"sources": [_format_source("securityhub_findings")]}, "CFG-004",
+                     f"{SVC}.sources.0.format"),
+    "flatten text format": ({"sources": [_format_source("alb_access_logs", flatten=True)]},
+                            "CFG-015", f"{SVC}.sources.0.flatten"),
+    "neither format nor framing": (
+        {"sources": [{k: v for k, v in _source_with().items() if k != "framing"}]},
+        "CFG-005", f"{SVC}.sources.0.framing"),
 }
 
 
@@ -425,6 +444,39 @@ def test_every_problem_of_a_source_at_once(tmp_path):
     assert found == {("CFG-013", ".sources.0.include.0"), ("CFG-015", ".sources.0.table"),
                      ("CFG-015", ".sources.0.records_field"), ("CFG-015", ".sources.0.flatten"),
                      ("CFG-016", ".sources.1.name")}
+
+
+def test_a_source_in_a_builtin_format(tmp_path):
+    custom = {"flatten": True, "sources": [
+        _format_source("alb_access_logs", include=["^copies/"]),
+        _format_source("waf_logs", name="waf", flatten=False),  # a type of one format
+        _format_source("config_logs", name="config")]}
+    (tmp_path / "certs").mkdir()
+    for name in ("chain.crt", "domain.crt", "domain.key"):
+        (tmp_path / "certs" / name).write_text("x")
+    config = parse_config(config_with(custom), tmp_path, {})
+    registry = run_registry(config)
+    alb, waf, aws_config = (registry[f"custom-s3.{n}"] for n in ("copies", "waf", "config"))
+    assert (alb.table, alb.framing, waf.table, aws_config.records_field) == (
+        "web.aws.alb.access", "lines", "cloud.aws.waf.logs", "configurationItems")
+    plans = [p for p in plan_services(config, registry) if p.name == "custom-s3"]
+    assert [(p.label, p.default_table) for p in plans] == [
+        ("custom-s3.copies", "web.aws.alb.access"), ("custom-s3.waf", "cloud.aws.waf.logs"),
+        ("custom-s3.config", "cloud.aws.configlogs.events")]
+    # Its include/exclude, then what the format skips on purpose.
+    assert registry.classify("copies/lb/1.log.gz", (alb.type,)).kind == alb.name
+    assert registry.classify("other/1.log.gz", (alb.type,)).kind == SKIP
+    assert registry.classify("copies/conn_log_1.log.gz", (alb.type,)).reason == (
+        "an ALB connection log: not collected by this version")
+    assert registry.classify("c/Config/ConfigWritabilityCheckFile", (aws_config.type,)).kind == SKIP
+    # The format's parser; flattened when the source (here the service) says so.
+    item = {"resourceType": "AWS::S3::Bucket", "tags": {"env": "prod"}}
+    parsed = aws_config.parse(RecordBatch("s3://b/k", "k", 0, [item]), {})
+    assert parsed.events == {"cloud.aws.configlogs.events": [
+        b'{"resourceType":"AWS::S3::Bucket","tags.env":"prod"}']}
+    line = b'{"webaclId":"arn:x","action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1"}}'
+    assert waf.parse(RecordBatch("s3://b/k", "k", 0, [line]), {}).events == {
+        "cloud.aws.waf.logs": [line]}
 
 
 # ---------------------------------------------------------------------------- Beam steps

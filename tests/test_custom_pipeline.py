@@ -14,7 +14,10 @@ import pyarrow.parquet as pq
 import zstandard
 
 from awscollector.config import parse_config
+from awscollector.embedded.seed_jsonlogs import waf_object, waf_records
+from awscollector.embedded.seed_lb import alb_lines, alb_object
 from awscollector.pipelines.collector import run_collector
+from awscollector.transforms.flatten import flatten
 from tests.vpc_helpers import ENV, queue_depth, raw_config, setup_queue
 
 SAMPLES = Path(__file__).parent / "samples" / "custom"
@@ -144,3 +147,57 @@ def test_three_custom_sources_in_one_run(embedded_aws, relay, pki, tmp_path):
     for r in result.rows:
         dead[r[0]] = dead.get(r[0], 0) + r[4]
     assert dead == {"custom-s3.app": 2, "custom-s3.inventory": 1, "custom-s3.metrics": 0}
+
+
+def test_sources_in_builtin_formats_under_keys_of_their_own(embedded_aws, relay, pki,
+                                                            tmp_path):
+    """Logs AWS wrote, copied to buckets under another layout: each source names the
+    built-in format (`format:`), its events go to that format's table, its rows stay
+    the source's."""
+    s3 = embedded_aws.client("s3")
+    lb_bucket, lb_queue, lb_url = setup_queue(embedded_aws)
+    waf_bucket, waf_queue, waf_url = setup_queue(embedded_aws)
+
+    # Application LB access logs under a layout of the user's: two files, one with a
+    # line cut short; a connection log and an excluded file beside them.
+    first, second = alb_lines(20, seed=11), alb_lines(15, seed=12)
+    cut = "https 2026-11-27T12:00:00.000000Z app/web-prod/50dc6c495c0c9188 \"GET /"
+    s3.put_object(Bucket=lb_bucket, Key="copies/lb/2026-11-27/part-0001.log.gz",
+                  Body=alb_object(first))
+    s3.put_object(Bucket=lb_bucket, Key="copies/lb/2026-11-27/part-0002.log.gz",
+                  Body=alb_object(second[:7] + [cut] + second[7:]))
+    s3.put_object(Bucket=lb_bucket, Key="copies/lb/conn_log_part-0003.log.gz",
+                  Body=alb_object(first[:3]))  # skipped: the format's own skip
+    s3.put_object(Bucket=lb_bucket, Key="copies/tmp/part-0004.log.gz",
+                  Body=alb_object(first[:3]))  # skipped: excluded
+
+    # WAF logs, flattened (the source's flatten).
+    records = waf_records(12, seed=5)
+    s3.put_object(Bucket=waf_bucket, Key="waf/2026/11/27/batch-1.gz", Body=waf_object(records))
+
+    raw = raw_config(embedded_aws, relay, pki, "unused", tmp_path)
+    raw["inputs"]["aws"]["services"] = {"custom-s3": {"sources": [
+        {"name": "lb-copies", "sqs_queue_name": lb_queue, "format": "alb_access_logs",
+         "include": ["^copies/"], "exclude": ["/tmp/"]},
+        {"name": "waf-copies", "sqs_queue_name": waf_queue, "format": "waf_logs",
+         "flatten": True},
+    ]}}
+    config = parse_config(raw, tmp_path, environ=ENV)
+
+    result = run_collector(config, [], idle_seconds=2)
+
+    assert sorted(relay.events("web.aws.alb.access")) == sorted(first + second)
+    flat = [compact(flatten(r)) for r in records]
+    assert sorted(relay.events("cloud.aws.waf.logs")) == sorted(flat)
+    assert json.loads(flat[0])["httpRequest.clientIp"] == records[0]["httpRequest"]["clientIp"]
+    assert sum(relay.counts().values()) == 35 + 12
+
+    [dead] = dead_letters(tmp_path, "custom-s3.lb-copies")
+    assert (dead["code"], dead["source"]["key"], dead["source"]["records"]) == (
+        "SRC-004", "copies/lb/2026-11-27/part-0002.log.gz", [cut])
+    assert dead["source"]["bucket"] == lb_bucket
+    assert dead_letters(tmp_path, "custom-s3.waf-copies") == []
+    assert [queue_depth(embedded_aws, url) for url in (lb_url, waf_url)] == [0, 0]
+    assert sorted((r[0], r[2], r[3], r[4]) for r in result.rows) == [
+        ("custom-s3.lb-copies", "web.aws.alb.access", 35, 1),
+        ("custom-s3.waf-copies", "cloud.aws.waf.logs", 12, 0)]

@@ -5,6 +5,12 @@ Each source becomes a ``Format`` at run time (``source_format``): the source's k
 records, and the parser here makes one message per record and picks its Devo table
 from the source's ``table`` template.
 
+A source may instead name a built-in S3 format (``format: alb_access_logs``, or a type
+that has one format, like ``waf_logs``): for logs AWS wrote, in a bucket whose keys
+are not AWS's layout. Its objects are then framed and parsed as that format's, with
+its tables and messages (and the objects it skips on purpose, like CloudTrail digest
+files, still skipped); ``include``/``exclude`` still select them.
+
 Messages: ``lines`` and ``csv``: the original line (a CSV record whose quoted field
 goes on over several lines: one line, its line breaks written ``\\n``).
 ``json_records``, ``json_lines`` and ``parquet``: the record as compact JSON (with
@@ -50,9 +56,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from awscollector.errors import CollectorError
-from awscollector.transforms.flatten import flatten
+from awscollector.transforms.flatten import flatten, flatten_message
 from awscollector.transforms.formats import (
     CSV,
+    EVENTS,
     FIRST_LINE,
     FRAMINGS,
     JSON_LINES,
@@ -63,6 +70,7 @@ from awscollector.transforms.formats import (
     Parsed,
     RecordBatch,
 )
+from awscollector.transforms.registry import BUILTIN
 
 SERVICE = "custom-s3"
 MISSING = "SRC-010"  # a record (or object) whose table template cannot be filled in
@@ -526,16 +534,69 @@ class KeyFilter:
         return None
 
 
+def builtin_format(name: str) -> Format:
+    """The built-in S3 format a source names: by its format name, or by its type if the
+    type has one format. ``ValueError`` says why there is none."""
+    formats = [f for f in BUILTIN if f.framing != EVENTS]  # S3 objects, not SQS events
+    for fmt in formats:
+        if fmt.name == name:
+            return fmt
+    of_type = [f.name for f in formats if f.type == name]
+    if len(of_type) == 1:
+        return next(f for f in formats if f.type == name)
+    if of_type:
+        raise ValueError(f"type {name} has {len(of_type)} formats: name one of them, "
+                         f"{', '.join(of_type)}")
+    raise ValueError(f"unknown format {name}; built-in S3 formats: "
+                     f"{', '.join(f.name for f in formats)}")
+
+
+class BuiltinParser:
+    """``parse(batch, options)`` of a source that names a built-in format: the format's
+    own parser, its messages flattened here when the source (or the service) says so."""
+
+    def __init__(self, fmt: Format, flatten: bool = False) -> None:
+        self.fmt = fmt
+        self.flatten = flatten and fmt.json_messages
+
+    def __call__(self, batch: RecordBatch, options: Mapping[str, Any]) -> Parsed:
+        parsed = self.fmt.parse(batch, options)
+        if self.flatten:
+            parsed.events = {table: [flatten_message(m) for m in messages]
+                             for table, messages in parsed.events.items()}
+        return parsed
+
+
+class BuiltinSelect:
+    """``select(key)`` of such a source: its include/exclude patterns, then what the
+    format skips on purpose (CloudTrail digests, AWS Config writability checks)."""
+
+    def __init__(self, keys: KeyFilter, skip: Any = None) -> None:
+        self.keys = keys
+        self.skip = skip
+
+    def __call__(self, key: str) -> str | None:
+        return self.keys(key) or (self.skip(key) if self.skip is not None else None)
+
+
 def source_format(source: Any, flatten_default: bool = False) -> Format:
     """The Format of one source of the custom-s3 service (its config model, or anything
     with the same attributes); ``flatten_default``: the service's ``flatten``."""
-    framing = source.framing
     flat = source.flatten if source.flatten is not None else flatten_default
     name = format_name(source.name)
+    keys = KeyFilter(tuple(source.include), tuple(source.exclude))
+    if getattr(source, "format", None):
+        base = builtin_format(source.format)
+        return Format(
+            name=name, type=name, table=base.table, framing=base.framing,
+            parse=BuiltinParser(base, bool(flat)), select=BuiltinSelect(keys, base.skip),
+            header=base.header, records_field=base.records_field,
+            json_messages=False)  # flattened by BuiltinParser, with the source's choice
+    framing = source.framing
     return Format(
         name=name, type=name, table=source.table, framing=framing,
         parse=CustomParser(framing, source.table, source.default_table, bool(flat)),
-        select=KeyFilter(tuple(source.include), tuple(source.exclude)),
+        select=keys,
         header=FIRST_LINE if framing == CSV else None,
         records_field=source.records_field,
         # The parser flattens, from the decoded record: ParseBatches must not again.

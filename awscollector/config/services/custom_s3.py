@@ -10,6 +10,10 @@
           exclude: ['/tmp/']
           framing: json_lines       # lines | json_records | json_lines | csv | parquet
           table: my.app.{record.kind}
+        - name: old-alb             # logs AWS wrote, copied under keys of another layout:
+          sqs_queue_name: lb-copies
+          format: alb_access_logs   # a built-in S3 format (or a type of one format),
+                                    # instead of framing and table
 
 What the framings, templates and messages do: transforms/custom.py.
 """
@@ -25,7 +29,7 @@ from pydantic_core import InitErrorDetails
 from awscollector.config.base import Bucket, Model, NonEmpty, Region, given, is_false
 from awscollector.config.problems import error
 from awscollector.config.services.base import ServiceConfig
-from awscollector.transforms.custom import JSON_FRAMINGS, TableTemplate
+from awscollector.transforms.custom import JSON_FRAMINGS, TableTemplate, builtin_format
 
 BAD_REGEX = "CFG-013"
 BAD_TEMPLATE = "CFG-014"
@@ -69,20 +73,48 @@ class CustomS3Source(Model):
     s3_buckets: list[Bucket] | None = Field(None, min_length=1)  # as for the S3 services
     include: list[Regex] = Field(default_factory=list)  # empty: every key
     exclude: list[Regex] = Field(default_factory=list)
-    framing: Framing  # before the keys whose checks depend on it
+    # A built-in S3 format, instead of framing and table (both, or neither: _raw_checks)
+    format: str | None = None
+    framing: Framing | None = None  # before the keys whose checks depend on it
     compression: Literal["auto", "gzip", "zstd", "none"] = "auto"
     records_field: NonEmpty = "Records"
-    table: str
+    table: str | None = None
     default_table: str | None = None
     flatten: bool | None = None  # None: the service's
 
     @classmethod
     def _raw_checks(cls, data: dict) -> list[InitErrorDetails]:
+        problems: list[InitErrorDetails] = []
         found = [k for k in ("sqs_queue_name", "sqs_queue_url") if given(data, k)]
-        if len(found) == 1:
-            return []
-        message = "give sqs_queue_name or sqs_queue_url" + (", not both" if found else "")
-        return [{"type": error("CFG-007", message), "loc": (), "input": data}]
+        if len(found) != 1:
+            message = "give sqs_queue_name or sqs_queue_url" + (", not both" if found else "")
+            problems.append({"type": error("CFG-007", message), "loc": (), "input": data})
+        if given(data, "format"):
+            # The format frames and places the records: the options that would do it
+            # for the source cannot go with it.
+            for key in ("framing", "table", "records_field", "default_table"):
+                if given(data, key):
+                    problems.append({"type": error(NOT_FOR_FRAMING, (
+                        f"give format, or framing and table, not both: format "
+                        f"{data['format']} decides how objects are read and where "
+                        f"their events go")), "loc": (key,), "input": data})
+        else:
+            for key in ("framing", "table"):
+                if not given(data, key):
+                    problems.append({"type": error("CFG-005", (
+                        "required key is missing (or give format: a built-in S3 format "
+                        "instead of framing and table)")), "loc": (key,), "input": data})
+        return problems
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                builtin_format(value)
+            except ValueError as e:
+                raise error("CFG-004", str(e)) from None
+        return value
 
     @field_validator("compression")
     @classmethod
@@ -102,7 +134,9 @@ class CustomS3Source(Model):
 
     @field_validator("table")
     @classmethod
-    def _table(cls, value: str, info: ValidationInfo) -> str:
+    def _table(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         try:
             template = TableTemplate(value)
         except ValueError as e:
@@ -128,6 +162,10 @@ class CustomS3Source(Model):
     @field_validator("flatten")
     @classmethod
     def _flatten(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        name = info.data.get("format")
+        if value and name is not None and not builtin_format(name).json_messages:
+            raise error(NOT_FOR_FRAMING, f"format {name} keeps the original line: only "
+                                         "JSON and Parquet records can be flattened")
         framing = info.data.get("framing")
         if value and framing is not None and framing not in JSON_FRAMINGS:
             raise error(NOT_FOR_FRAMING, f"framing {framing} keeps the original line: only "
