@@ -10,12 +10,16 @@ What it seeds, in three regions:
 
 - In the first region, a mixed "log-archive" bucket whose objects are all
   announced on the queue ``aws-logs``, read by two services at once:
-  ``non-cloudwatch-logs`` (``types: [vpc_flow_logs, cloudfront_logs]``) collects
-  VPC Flow Logs (text in the default and a custom format, Parquet, Transit
-  Gateway flow logs) and CloudFront standard logs; ``audit-events-all``
-  (``types: [audits_s3]``) collects CloudTrail log files and an Insights file, and
-  skips a CloudTrail-Digest file. One truncated VPC object is dead-lettered on
-  purpose (its first lines are delivered).
+  ``non-cloudwatch-logs`` (every type, its default) collects VPC Flow Logs (text in
+  the default and a custom format, Parquet, Transit Gateway flow logs), CloudFront
+  standard logs, Application, Network and Classic Load Balancer access logs, S3
+  server access logs, AWS WAF, Network Firewall (alert, flow) and Route 53 Resolver
+  query logs, AWS Config history and snapshot files (and skips Config's writability
+  check file), and CloudWatch Logs delivered by Firehose (one object: a control
+  message, skipped, VPC Flow Logs lines and an application's logs);
+  ``audit-events-all`` (``types: [audits_s3]``) collects CloudTrail log files and an
+  Insights file, and skips a CloudTrail-Digest file. One truncated VPC object is
+  dead-lettered on purpose (its first lines are delivered).
 - In the other regions, VPC Flow Logs (text) on their own ``aws-logs`` queue.
   ``audit-events-all`` reads those queues too (services on one queue read it in the
   same regions), so the summary has its rows there, with nothing delivered.
@@ -95,6 +99,44 @@ from awscollector.embedded.seed import (
     vpc_object,
 )
 from awscollector.embedded.seed_apis import put_log_group, put_metric_series
+from awscollector.embedded.seed_firehose import (
+    config_history_key,
+    config_history_object,
+    config_items,
+    config_snapshot_key,
+    config_snapshot_object,
+    config_writability_key,
+    control_payload,
+    firehose_key,
+    firehose_object,
+    log_events,
+    subscription_payload,
+)
+from awscollector.embedded.seed_jsonlogs import (
+    firewall_key,
+    firewall_object,
+    firewall_records,
+    resolver_key,
+    resolver_object,
+    resolver_records,
+    waf_key,
+    waf_object,
+    waf_records,
+)
+from awscollector.embedded.seed_lb import (
+    alb_key,
+    alb_lines,
+    alb_object,
+    classic_key,
+    classic_lines,
+    classic_object,
+    nlb_key,
+    nlb_lines,
+    nlb_object,
+    s3_access_key,
+    s3_access_lines,
+    s3_access_object,
+)
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 QUEUE = "aws-logs"  # in every region; in the first, shared by two services
@@ -142,8 +184,8 @@ def services_config() -> dict:
     """The ``inputs.aws.services`` block of the demo's config."""
     first = REGIONS[0]
     return {
-        "non-cloudwatch-logs": {"types": ["vpc_flow_logs", "cloudfront_logs"],
-                                "sqs_queue_name": QUEUE},
+        # No `types`: every type it has, so the log-archive queue reaches every table.
+        "non-cloudwatch-logs": {"sqs_queue_name": QUEUE},
         # The same queue as non-cloudwatch-logs, so in the same regions (services on one
         # queue read it together, each object going to the service of its type).
         # audits_s3: CloudTrail's files; audit_apis: its event history (LookupEvents).
@@ -235,6 +277,8 @@ def seed(aws: EmbeddedAws) -> list[Seeded]:
                          f"{len(insights)} in an Insights file; +1 digest file, skipped) in "
                          f"{first}", {CLOUDTRAIL_TABLE: events + len(insights)}))
 
+    seeded += seed_more_aws_logs(aws)
+
     # Cisco Umbrella: a bucket and queue of its own, Cisco's layout.
     create_s3_sqs(s3, aws.client("sqs", first), "demo-umbrella-logs", UMBRELLA_QUEUE, first)
     umbrella = {}
@@ -257,6 +301,66 @@ def seed(aws: EmbeddedAws) -> list[Seeded]:
     seeded.append(Seeded(f"{app.total()} custom-s3 records (source app: JSON lines, table "
                          f"{APP_TABLE}) on their own bucket and queue in {first}", dict(app)))
     return seeded + seed_events(aws) + seed_apis(aws)
+
+
+def seed_more_aws_logs(aws: EmbeddedAws) -> list[Seeded]:
+    """The other logs AWS writes to the log-archive bucket, a few records of each, under
+    AWS's keys (announced on the shared queue like the rest)."""
+    first = REGIONS[0]
+    s3 = aws.client("s3", first)
+    archive = archive_bucket(first)
+
+    def put(key: str, body: bytes) -> None:
+        s3.put_object(Bucket=archive, Key=key, Body=body)
+
+    alb, nlb, classic = alb_lines(20, seed=120), nlb_lines(10, seed=121), classic_lines(10,
+                                                                                   seed=122)
+    put(alb_key(first, 1), alb_object(alb))
+    put(nlb_key(first, 2), nlb_object(nlb))
+    put(classic_key(first, 3), classic_object(classic))
+    access = s3_access_lines(15, seed=123)
+    put(s3_access_key(1), s3_access_object(access))
+    waf = waf_records(12, seed=124, region=first)
+    put(waf_key(first), waf_object(waf))
+    alerts = firewall_records("alert", 8, seed=125, region=first)
+    flows = firewall_records("flow", 12, seed=126, region=first)
+    put(firewall_key("alert", first), firewall_object(alerts))
+    put(firewall_key("flow", first), firewall_object(flows))
+    queries = resolver_records(15, seed=127, region=first)
+    put(resolver_key(), resolver_object(queries))
+    history = config_items(6, seed=128, region=first, resource_type="AWS::EC2::Instance")
+    snapshot = config_items(8, seed=129, region=first)
+    put(config_history_key(first), config_history_object(history))
+    put(config_snapshot_key(first), config_snapshot_object(snapshot))
+    put(config_writability_key(), b"")  # skipped: Config's check it may write, no items
+    # CloudWatch Logs through Firehose: a control message (skipped), VPC Flow Logs that
+    # went to a log group (to the VPC table, as lines) and an application's logs.
+    flow_events = log_events(10, seed=130, messages=vpc_flow_lines(10, seed=130,
+                                                                   region=first))
+    app_logs = log_events(8, seed=131)
+    put(firehose_key("cwl-to-s3", prefix="firehose/"), firehose_object([
+        control_payload(),
+        subscription_payload("/demo/vpc/flow-logs", "eni-0a1b2c3d4e5f60718-all", flow_events),
+        subscription_payload("/demo/app/web", "i-0a1b2c3d4e5f60718", app_logs)]))
+    return [
+        Seeded(f"Load Balancer access logs ({len(alb)} Application, {len(nlb)} Network, "
+               f"{len(classic)} Classic) and {len(access)} S3 server access log records in "
+               f"{first}", {"web.aws.alb.access": len(alb), "web.aws.nlb.access": len(nlb),
+                            "web.aws.elb.access": len(classic),
+                            "web.aws.s3.access": len(access)}),
+        Seeded(f"{len(waf)} AWS WAF, {len(alerts)} Network Firewall alert, {len(flows)} "
+               f"Network Firewall flow and {len(queries)} Route 53 Resolver query log records "
+               f"in {first}", {"cloud.aws.waf.logs": len(waf),
+                               "cloud.aws.firewall.alert": len(alerts),
+                               "cloud.aws.firewall.netflow": len(flows),
+                               "dns.aws.route53": len(queries)}),
+        Seeded(f"{len(history) + len(snapshot)} AWS Config configuration items (a history and "
+               f"a snapshot file; +1 writability check file, skipped) in {first}",
+               {"cloud.aws.configlogs.events": len(history) + len(snapshot)}),
+        Seeded(f"a Firehose object of CloudWatch Logs: {len(flow_events)} VPC Flow Logs lines, "
+               f"{len(app_logs)} application log events and a control message (skipped) in "
+               f"{first}", {VPC_TABLE: len(flow_events), LOGS_TABLE: len(app_logs)}),
+    ]
 
 
 def seed_apis(aws: EmbeddedAws) -> list[Seeded]:

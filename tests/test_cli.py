@@ -465,6 +465,19 @@ DEMO_DELIVERED = {
     ("non-cloudwatch-logs", "eu-west-1", TABLE): 750,
     ("non-cloudwatch-logs", "ap-southeast-2", TABLE): 750,
     ("non-cloudwatch-logs", "us-east-1", "cloud.aws.cloudfront.web_1"): 250,
+    # The rest of the log-archive bucket (demo.seed_more_aws_logs): a file of each, and
+    # Config's history (6 items) and snapshot (8); a Firehose object's 8 application
+    # log events (its 10 VPC Flow Logs lines are in the VPC row below).
+    ("non-cloudwatch-logs", "us-east-1", "web.aws.alb.access"): 20,
+    ("non-cloudwatch-logs", "us-east-1", "web.aws.nlb.access"): 10,
+    ("non-cloudwatch-logs", "us-east-1", "web.aws.elb.access"): 10,
+    ("non-cloudwatch-logs", "us-east-1", "web.aws.s3.access"): 15,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.waf.logs"): 12,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.firewall.alert"): 8,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.firewall.netflow"): 12,
+    ("non-cloudwatch-logs", "us-east-1", "dns.aws.route53"): 15,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.configlogs.events"): 14,
+    ("non-cloudwatch-logs", "us-east-1", "cloud.aws.cloudwatch.logs"): 8,
     # 200 + 6 Insights from S3, 180 from the event history (LookupEvents)
     ("audit-events-all", "us-east-1", "cloud.aws.cloudtrail.events"): 386,
     ("cisco-umbrella", "us-east-1", "sig.cisco.umbrella.dns"): 120,
@@ -488,9 +501,10 @@ DEMO_DELIVERED = {
     ("cloudwatch-logs", "us-east-1", "cloud.aws.cloudwatch.logs"): 950,
     ("metrics-all", "us-east-1", "cloud.aws.cloudwatch.metrics"): 72,
 }
-# VPC Flow Logs of the shared queue's region: 750 text, 200 Parquet and 200 Transit
-# Gateway records, and the first of the truncated object's 2000 lines (not all).
-DEMO_VPC_FIRST_REGION = 1150
+# VPC Flow Logs of the shared queue's region: 750 text, 200 Parquet, 200 Transit
+# Gateway records and 10 lines in CloudWatch Logs through Firehose, and the first of the
+# truncated object's 2000 lines (not all).
+DEMO_VPC_FIRST_REGION = 1160
 # audit-events-all reads the shared queue in every region; only the first has CloudTrail.
 DEMO_EMPTY = {("audit-events-all", "eu-west-1", "cloud.aws.cloudtrail.events"),
               ("audit-events-all", "ap-southeast-2", "cloud.aws.cloudtrail.events")}
@@ -502,7 +516,7 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     holding what its rows delivered, the truncated object as the one dead letter, the
     digest file skipped, and a valid config."""
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 13
+    assert len([line for line in done.stdout.splitlines() if line.startswith("seeded ")]) == 17
     rows = _summary_rows(done.stdout)
     got = {(row[0], row[1], row[2]): int(row[3]) for row in rows}
     assert len(got) == len(rows)  # one row per (service, region, table)
@@ -524,6 +538,8 @@ def check_demo_run(done: subprocess.CompletedProcess, out: Path) -> None:
     assert vpc_key("us-east-1", 99) in entry
     # The digest file is skipped: not sent (206 CloudTrail events), not dead-lettered.
     assert any("skipped s3://" in line and "/CloudTrail-Digest/" in line
+               for line in done.stderr.splitlines())
+    assert any("skipped s3://" in line and "/Config/ConfigWritabilityCheckFile" in line
                for line in done.stderr.splitlines())
     # The config it wrote is a valid one (its secrets are ${...} references).
     check = _cli("validate", "--config", str(out / "collector.yaml"),
