@@ -291,7 +291,7 @@ class WriteToArchive(beam.PTransform):
     def __init__(self, target, *, name: str = "archive", access=None,
                  region: str = "us-east-1", max_batch_bytes: int = 16 << 20,
                  max_attempts: int = 5, retry_delay: float = 0.5,
-                 max_in_flight: int = 4, stats=None) -> None:
+                 max_in_flight: int = 4, stats=None, stop=None) -> None:
         super().__init__()
         self._target = (target if isinstance(target, ArchiveTarget)
                         else ArchiveTarget.from_config(target))
@@ -299,7 +299,8 @@ class WriteToArchive(beam.PTransform):
             raise ValueError(f"{self._target}: an s3:// path needs access (an AwsAccess)")
         self._fn = BatchingWriteFn(
             _MakeArchiveTransport(self._target, access, region), name, str(self._target),
-            max_batch_bytes, max_attempts, retry_delay, max_in_flight, stats=stats)
+            max_batch_bytes, max_attempts, retry_delay, max_in_flight, stats=stats,
+            stop=stop)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -36,8 +37,12 @@ from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
 from awscollector.io.stats import StatsHandle, attached
+from awscollector.io.stop import GIVE_UP_SECONDS, StopSignal
 
 log = logging.getLogger(__name__)
+
+# The code of a run stopped before its last flushes were confirmed (not a failure).
+STOPPED_UNCONFIRMED = "RUN-013"
 
 
 class EventBatch(NamedTuple):
@@ -136,8 +141,9 @@ class BatchingWriteFn(beam.DoFn):
     def __init__(self, make_transport: Callable[[], Transport], name: str, describe: str,
                  max_batch_bytes: int, max_attempts: int, retry_delay: float,
                  max_in_flight: int, max_retry_delay: float = 10.0,
-                 stats: StatsHandle | None = None) -> None:
+                 stats: StatsHandle | None = None, stop: StopSignal | None = None) -> None:
         self._make_transport = make_transport
+        self._stop = stop  # a run stopping gives up on flushes unconfirmed by then
         self._stats_handle = stats
         self._name = name
         self._describe = describe  # where we deliver, for messages: "Devo 1.2.3.4:443 (SSL)"
@@ -267,7 +273,7 @@ class BatchingWriteFn(beam.DoFn):
 
     def _confirm(self, flush: _Flush) -> Receipt:
         while True:
-            receipt = flush.future.result()  # raises the CollectorError of a flush given up
+            receipt = self._result(flush)  # raises the CollectorError of a flush given up
             try:
                 receipt.settle()
                 break
@@ -275,6 +281,22 @@ class BatchingWriteFn(beam.DoFn):
                 self._failed(flush, e)
                 self._submit(flush)  # whole again, in the sender's order
         return receipt
+
+    def _result(self, flush: _Flush) -> Receipt:
+        """The flush's receipt; when the run stops and the other side is too slow to
+        confirm in time, STOPPED_UNCONFIRMED: the bundle fails, its messages go back."""
+        if self._stop is None:
+            return flush.future.result()
+        while True:
+            try:
+                return flush.future.result(timeout=0.25)
+            except FuturesTimeout:
+                if self._stop.draining_over(GIVE_UP_SECONDS):
+                    raise CollectorError(STOPPED_UNCONFIRMED, (
+                        f"stopping: {self._describe} did not confirm {flush.events} events "
+                        f"within {GIVE_UP_SECONDS:.0f}s of the stop request; their SQS "
+                        f"messages go back to the queue (what it did read comes again)"
+                    )) from None
 
     def _count(self, key: tuple[str, str, str], events: int, nbytes: int) -> None:
         counters = self._counters.get(key)

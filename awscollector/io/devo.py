@@ -365,6 +365,8 @@ class WriteToDevo(beam.PTransform):
       hostname: the host name in each syslog line (default: this machine's).
       name: the output's name, in the "delivered" counters and debug logs.
       stats: the run's statistics (a ``StatsHandle``, io/stats.py): events confirmed.
+      stop: the run's ``StopSignal``: once it is stopping, flushes not confirmed in
+        time are given up (RUN-013; their messages go back to SQS).
       max_in_flight: flushes that may await confirmation at once.
       timeout: seconds without progress before a connection counts as broken.
       grace_seconds: how long a relay's bare close (no close_notify) must go
@@ -377,13 +379,13 @@ class WriteToDevo(beam.PTransform):
     def __init__(self, target, *, max_batch_bytes: int = 4 << 20, max_attempts: int = 5,
                  retry_delay: float = 0.5, hostname: str | None = None,
                  name: str = "devo", max_in_flight: int = 8, timeout: float = 30.0,
-                 grace_seconds: float = 1.0, stats=None) -> None:
+                 grace_seconds: float = 1.0, stats=None, stop=None) -> None:
         super().__init__()
         self._target = target if isinstance(target, DevoTarget) else DevoTarget.from_config(target)
         self._fn = BatchingWriteFn(
             _MakeSyslogTransport(self._target, hostname, timeout, grace_seconds), name,
             f"Devo {self._target}", max_batch_bytes, max_attempts, retry_delay, max_in_flight,
-            stats=stats)
+            stats=stats, stop=stop)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

@@ -323,6 +323,7 @@ class WriteToDevoHttp(beam.PTransform):
       retry_delay: first backoff delay in seconds (doubles per attempt, up to 10 s).
       name: the output's name, in the "delivered" counters and debug logs.
       stats: the run's statistics (a ``StatsHandle``, io/stats.py): events confirmed.
+      stop: as for ``WriteToDevo``.
       max_in_flight: flushes that may await confirmation at once.
       timeout: seconds a connect, a send of 256 KiB or the wait for an answer may take.
       max_request_bytes: uncompressed bytes per request at most (Devo takes 32 MB).
@@ -335,14 +336,14 @@ class WriteToDevoHttp(beam.PTransform):
     def __init__(self, target, *, max_batch_bytes: int = 4 << 20, max_attempts: int = 5,
                  retry_delay: float = 0.5, name: str = "devo_http", max_in_flight: int = 4,
                  timeout: float = 30.0, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 compresslevel: int = 1, stats=None) -> None:
+                 compresslevel: int = 1, stats=None, stop=None) -> None:
         super().__init__()
         self._target = (target if isinstance(target, DevoHttpTarget)
                         else DevoHttpTarget.from_config(target))
         self._fn = BatchingWriteFn(
             _MakeHttpTransport(self._target, timeout, max_request_bytes, compresslevel), name,
             f"Devo HTTP {self._target}", max_batch_bytes, max_attempts, retry_delay,
-            max_in_flight, stats=stats)
+            max_in_flight, stats=stats, stop=stop)
 
     def expand(self, pcoll):
         return pcoll | "Write" >> beam.ParDo(self._fn)

@@ -42,6 +42,7 @@ from awscollector.io.deadletter import DEAD_LETTER, DeadLetter, notification_of
 from awscollector.io.routes import Routes
 from awscollector.io.sqs import SqsMessage
 from awscollector.io.stats import StatsHandle, attached
+from awscollector.io.stop import StopSignal
 from awscollector.transforms.decompress import decompressed_chunks, looks_binary
 from awscollector.transforms.formats import (
     CSV,
@@ -218,12 +219,15 @@ class ReadS3Records(beam.DoFn):
         formats a sniff may pick.
       batch_bytes: about this much of an object per batch.
       stats: the run's statistics (io/stats.py): objects read whole, bytes read.
+      stop: the run's ``StopSignal``: an object still being read when the stop's
+        draining is over is abandoned, and its SQS message released (io/stop.py).
     """
 
     def __init__(self, access: AwsAccess, registry: Registry,
                  types: Iterable[str] | Routes = (), batch_bytes: int = 1 << 20,
-                 stats: StatsHandle | None = None) -> None:
+                 stats: StatsHandle | None = None, stop: StopSignal | None = None) -> None:
         self._stats_handle = stats
+        self._stop = stop
         self._access = access
         self._registry = registry
         self._routes = Routes.of(types)
@@ -243,6 +247,8 @@ class ReadS3Records(beam.DoFn):
 
     def process(self, task: ObjectTask):
         ref = task.ref
+        if self._abandoned(task, 0):
+            return
         started = time.monotonic()
         sizes = [0, 0]  # bytes read from S3; bytes after decompression (counted if debug)
         client = self._access.client("s3", task.message.region)
@@ -257,7 +263,10 @@ class ReadS3Records(beam.DoFn):
             else:
                 if task.kind == SNIFF:
                     read.task = task.as_format(fmt, self._routes)
-                yield from read.batches(fmt, self._frame(fmt, read, raw_chunks, chunks))
+                for batch in read.batches(fmt, self._frame(fmt, read, raw_chunks, chunks)):
+                    yield batch
+                    if self._abandoned(task, read.records):
+                        return
         except CollectorError as e:  # an AWS error while reading: retryable ones fail the run
             read.fault = read.fault or e
         finally:
@@ -282,6 +291,17 @@ class ReadS3Records(beam.DoFn):
                 DEAD_LETTER, read.task.dead_letter(fault.code, fault.message, **extra))
             return
         raise fault
+
+    def _abandoned(self, task: ObjectTask, records: int) -> bool:
+        """Whether to give up on this object: the run stops, and has waited long enough
+        for the objects in flight. Its message goes back to the queue, whole."""
+        if self._stop is None or not self._stop.draining_over():
+            return False
+        self._stop.abandon(task.message.message_id)
+        log.info("stopping: abandoned %s after %d records; its SQS message %s goes back to "
+                 "the queue, and the next run reads the object again", task.name, records,
+                 task.message.message_id)
+        return True
 
     def _format(self, task: ObjectTask, raw: Iterator[bytes], sizes: list[int]):
         """The object's format, and its raw and decompressed chunks (nothing consumed)."""

@@ -313,29 +313,47 @@ class _ReadSqsFn(beam.DoFn):
 
         def delete() -> None:
             ids = [mid for mid, _ in entries]
+            # Stopping: a message whose object was abandoned mid-read goes back instead.
+            abandoned = self._stop.take_abandoned(ids)
+            done = [(mid, h) for mid, h in entries if mid not in abandoned]
             failures = 0
             try:
-                for i in range(0, len(entries), 10):
+                if abandoned:
+                    try:
+                        self._release(client, url, [h for m, h in entries if m in abandoned])
+                    except (ClientError, BotoCoreError) as e:  # back after the timeout
+                        log.warning("AWS-008 releasing %d abandoned messages to %s failed: %s",
+                                    len(abandoned), url, e)
+                for i in range(0, len(done), 10):
                     batch = [{"Id": str(n), "ReceiptHandle": h}
-                             for n, (_, h) in enumerate(entries[i:i + 10])]
+                             for n, (_, h) in enumerate(done[i:i + 10])]
                     result = client.delete_message_batch(QueueUrl=url, Entries=batch)
                     for failed in result.get("Failed", []):
                         failures += 1
                         log.warning("AWS-009 could not delete a delivered message from %s (%s):"
                                     " it will be delivered again", url, failed.get("Code"))
-                self._deleted.inc(len(entries))
+                self._deleted.inc(len(done))
             except (ClientError, BotoCoreError) as e:
-                failures = len(entries)
+                failures = len(done)
                 log.warning("AWS-009 could not delete %d delivered messages from %s: %s;"
-                            " they will be delivered again", len(entries), url, e)
+                            " they will be delivered again", len(done), url, e)
             finally:
                 self._keeper.forget(url, ids)
                 self._stats.release(queue.service, queue.region, url, ids)
             if self._debug:
-                log.debug("sqs DeleteMessageBatch %s (%s, reader %d): %d deleted, %d failed",
-                          url, queue.region, queue.reader, len(entries) - failures, failures)
+                log.debug("sqs DeleteMessageBatch %s (%s, reader %d): %d deleted, %d failed, "
+                          "%d released", url, queue.region, queue.reader,
+                          len(done) - failures, failures, len(abandoned))
 
         return delete
+
+    @staticmethod
+    def _release(client, url: str, handles: list[str]) -> None:
+        """Visible again at once, for the next run (a failure: after the timeout)."""
+        for i in range(0, len(handles), 10):
+            client.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for n, h in enumerate(handles[i:i + 10])])
 
 
 class ReadFromSqs(beam.PTransform):

@@ -10,16 +10,30 @@ every copy of it in one process reaches the same flag::
 
 On the DirectRunner the readers run in the process that made the signal, so
 ``request()`` reaches them: they stop polling, what they received is delivered
-and deleted, and the pipeline ends. On Flink the readers run in other processes
-(other machines) that no flag of ours reaches: there the run is stopped through
-the job itself, with a savepoint (see ``awscollector/flink/rest.py``).
+and deleted, and the pipeline ends. An object still being read ``DRAIN_SECONDS``
+after the request is abandoned (``abandon``), so that a large one cannot hold the
+run past a container platform's grace period: its SQS message is released
+instead of deleted, and the next run reads the object again.
+
+On Flink the readers run in other processes (other machines) that no flag of ours
+reaches: there the run is stopped through the job itself, with a savepoint (see
+``awscollector/flink/rest.py``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from apache_beam.utils.shared import Shared
+
+# Seconds after a stop request during which objects in flight are still read whole;
+# then they are abandoned. With the delivery of what was read and the pipeline's end,
+# a run stops well within the 30 s that Docker and Kubernetes give by default.
+DRAIN_SECONDS = 8.0
+# Seconds after a stop request from which outputs stop waiting for flushes to be
+# confirmed (a slow or hung receiver): the run ends, their messages go back to SQS.
+GIVE_UP_SECONDS = 15.0
 
 
 class _Flag:
@@ -27,6 +41,9 @@ class _Flag:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.requested_at = 0.0
+        self.lock = threading.Lock()
+        self.abandoned: set[str] = set()  # SQS message ids
 
 
 class StopSignal:
@@ -44,7 +61,10 @@ class StopSignal:
 
     def request(self) -> None:
         """Ask the readers of this process to stop polling."""
-        self._get().event.set()
+        flag = self._get()
+        if not flag.event.is_set():
+            flag.requested_at = time.monotonic()
+        flag.event.set()
 
     def requested(self) -> bool:
         return self._get().event.is_set()
@@ -52,6 +72,26 @@ class StopSignal:
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``, less if a stop is requested; whether it was."""
         return self._get().event.wait(seconds)
+
+    def draining_over(self, drain_seconds: float = DRAIN_SECONDS) -> bool:
+        """Whether a stop was requested more than ``drain_seconds`` ago: time to
+        abandon what is still being read (or, after GIVE_UP_SECONDS, delivered)."""
+        flag = self._get()
+        return flag.event.is_set() and time.monotonic() - flag.requested_at >= drain_seconds
+
+    def abandon(self, message_id: str) -> None:
+        """The input of an SQS message was not read whole: release it, don't delete it."""
+        flag = self._get()
+        with flag.lock:
+            flag.abandoned.add(message_id)
+
+    def take_abandoned(self, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` were abandoned (forgotten once asked)."""
+        flag = self._get()
+        with flag.lock:
+            found = flag.abandoned.intersection(message_ids)
+            flag.abandoned.difference_update(found)
+        return found
 
     def __getstate__(self) -> dict:
         return {"_shared": self._shared}

@@ -24,10 +24,11 @@ from awscollector.io.access import AwsAccess
 from awscollector.io.archive import ArchiveTarget, WriteToArchive
 from awscollector.io.checkpoints import checkpoints_from_config
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
+from awscollector.io.delivery import STOPPED_UNCONFIRMED
 from awscollector.io.devo import DevoTarget, WriteToDevo
 from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
-from awscollector.io.stats import API, EVENTS, S3, StatsHandle, StatsRow
+from awscollector.io.stats import API, EVENTS, S3, Counts, StatsHandle, StatsRow
 from awscollector.io.stop import StopSignal
 from awscollector.pipelines.api_services import API_SERVICES, expand_api
 from awscollector.pipelines.context import RunContext, ServicePlan, label_of
@@ -125,17 +126,18 @@ class RunResult:
 
 
 def output_transform(name: str, output, access: AwsAccess | None = None,
-                     region: str = "us-east-1", stats: StatsHandle | None = None
-                     ) -> beam.PTransform:
+                     region: str = "us-east-1", stats: StatsHandle | None = None,
+                     stop: StopSignal | None = None) -> beam.PTransform:
     """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters.
     ``access`` and ``region``: the run's AWS, for an archive in S3; ``stats``: the run's
-    statistics."""
+    statistics; ``stop``: the run's stop, after which slow confirmations are given up."""
     if output.type == "archive":
         return WriteToArchive(ArchiveTarget.from_config(output), name=name, access=access,
-                              region=region, stats=stats)
+                              region=region, stats=stats, stop=stop)
     if output.type == "devo_http":
-        return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name, stats=stats)
-    return WriteToDevo(DevoTarget.from_config(output), name=name, stats=stats)
+        return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name, stats=stats,
+                               stop=stop)
+    return WriteToDevo(DevoTarget.from_config(output), name=name, stats=stats, stop=stop)
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
@@ -166,7 +168,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
                 pcoll | f"{label} {key}" >> WriteDeadLetters(dl_target, access, stats)
         for out_name, output in config.outputs.items():
             named["events"] | f"{label} to {out_name}" >> output_transform(
-                out_name, output, access, dl_region, stats)
+                out_name, output, access, dl_region, stats, sqs_options.get("stop"))
     return ctx
 
 
@@ -206,7 +208,13 @@ def run_collector(config, beam_args: list[str] | None = None,
         with _live_stats(stats, setup, metrics_port, progress):
             counters = _run(pipeline, setup, ctx, plans, stop, idle_seconds)
     except BaseException as e:
-        raise as_collector_error(e) from e
+        error = as_collector_error(e)
+        if not (stop.requested() and error.code == STOPPED_UNCONFIRMED):
+            raise error from e
+        # Stopped in time rather than waiting for a slow receiver: not a failure. The
+        # pipeline's counters died with it; this process's statistics hold the same.
+        log.warning("%s", error)
+        counters = stats_counters(stats.get().snapshot())
     return RunResult(summary_rows(counters, plans, list(config.outputs)[0]))
 
 
@@ -230,6 +238,17 @@ def _run(pipeline: beam.Pipeline, setup: RunnerSetup, ctx: RunContext,
         counters = beam_counters(result)
     return counters
 
+
+
+def stats_counters(snapshot: dict[tuple[str, str], Counts]) -> dict[tuple[str, str], int]:
+    """The summary's counters (as ``beam_counters`` gives them) from this process's
+    statistics, for a run whose pipeline ended without its counters."""
+    counters: dict[tuple[str, str], int] = {}
+    for (service, region), counts in snapshot.items():
+        for (output, table), n in counts.events.items():
+            counters[("delivered", f"{output}|{service}|{region}|{table}")] = n
+        counters[("deadletter", f"{service}|{region}")] = counts.dead_lettered
+    return counters
 
 
 def stats_rows(plans: list[ServicePlan]) -> list[StatsRow]:

@@ -130,17 +130,24 @@ class ParseBatches(beam.DoFn):
       options: the service's options, given to every parser (``auto_event_type``,
         ...); ``flatten: true`` flattens the messages of JSON formats.
       routes: for a queue several services share, each type's options instead.
+      stats: the run's statistics (io/stats.py): records skipped on purpose.
     """
 
     def __init__(self, registry: Registry, options: Mapping[str, Any] | None = None,
-                 routes: Routes | None = None) -> None:
+                 routes: Routes | None = None, stats: StatsHandle | None = None) -> None:
         self._registry = registry
         self._options = dict(options or {})
         self._routes = routes
+        self._stats_handle = stats
 
     def setup(self) -> None:
         self._rejected = Metrics.counter("parse", "rejected_records")
         self._skipped = Metrics.counter("s3_sqs", "skipped")  # as objects skipped on purpose
+        self._stats = attached(self._stats_handle)
+
+    def teardown(self) -> None:
+        if self._stats_handle is not None:
+            self._stats_handle.detach()
 
     def process(self, item: FormatBatch):
         task, batch = item.task, item.batch
@@ -165,6 +172,7 @@ class ParseBatches(beam.DoFn):
             log.info("skipped %d records of %s (batch %d): %s", n, task.name, batch.index,
                      reason)
             self._skipped.inc(n)
+            self._stats.add("skipped", service, region, n)
         if parsed.rejected:
             self._rejected.inc(len(parsed.rejected))
             yield from self._dead_letters(task, batch.index, parsed.rejected)
@@ -222,10 +230,11 @@ class ReadFromS3Sqs(beam.PTransform):
             ExtractObjects(self._registry, self._routes, stats)).with_outputs(
                 DEAD_LETTER, main="tasks")
         batches = tasks.tasks | "ReadS3" >> beam.ParDo(
-            ReadS3Records(self._access, self._registry, self._routes, stats=stats)).with_outputs(
+            ReadS3Records(self._access, self._registry, self._routes, stats=stats,
+                          stop=self._sqs_options.get("stop"))).with_outputs(
                 DEAD_LETTER, main="batches")
         parsed = batches.batches | "Parse" >> beam.ParDo(
-            ParseBatches(self._registry, routes=self._routes)).with_outputs(
+            ParseBatches(self._registry, routes=self._routes, stats=stats)).with_outputs(
                 DEAD_LETTER, main="events")
         return {"events": parsed.events,
                 f"{DEAD_LETTER}/notifications": tasks[DEAD_LETTER],
