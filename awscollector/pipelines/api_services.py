@@ -85,7 +85,7 @@ def expand_api(pbegin, plans: list[ServicePlan], ctx: RunContext) -> dict[str, b
                        follow=options.get("idle_seconds") is None, stop=options.get("stop"),
                        spread_over=options.get("spread_over"),
                        max_parallelism=options.get("max_parallelism"),
-                       log_level=options.get("log_level"))
+                       log_level=options.get("log_level"), stats=options.get("stats"))
     parsed = (pbegin
               | f"{plan.label} API" >> read
               | f"{plan.label} API parse" >> beam.ParDo(ParseApiRecords(read.streams))
