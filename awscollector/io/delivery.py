@@ -292,6 +292,8 @@ class BatchingWriteFn(beam.DoFn):
                 return flush.future.result(timeout=0.25)
             except FuturesTimeout:
                 if self._stop.draining_over(GIVE_UP_SECONDS):
+                    flush.abandoned = True  # no further attempt
+                    self._transport.close()  # nor the one going on
                     raise CollectorError(STOPPED_UNCONFIRMED, (
                         f"stopping: {self._describe} did not confirm {flush.events} events "
                         f"within {GIVE_UP_SECONDS:.0f}s of the stop request; their SQS "

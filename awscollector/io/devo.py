@@ -118,6 +118,7 @@ class SyslogTransport:
         # Set once the relay has answered a close_notify: a relay that does never closes
         # bare when all went well, so a bare close from it is no confirmation.
         self._answers_close_notify = False
+        self._sending: socket.socket | None = None  # the connection of a delivery going on
 
     # -- Transport
 
@@ -128,7 +129,7 @@ class SyslogTransport:
         return len(payload)
 
     def deliver(self, payloads: list[bytes]) -> Receipt:
-        sock = self._connect()
+        sock = self._sending = self._connect()
         try:
             for payload in payloads:
                 _send_all(sock, payload)
@@ -145,10 +146,19 @@ class SyslogTransport:
             message = self._explain(sock, message, _alert_of(e) or _tls_alert(sock))
             _close_quietly(sock)
             raise DeliveryFailed(code, message) from None
+        finally:
+            self._sending = None
         return receipt
 
     def close(self) -> None:
-        pass
+        """The run is going away: a delivery still going on (a slow relay) fails at once
+        instead of holding the process; it was not confirmed, so nothing is lost."""
+        sock = self._sending
+        if sock is not None:
+            try:  # the TCP socket under TLS: the sender thread owns the TLS state
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- internals
 
