@@ -1,7 +1,7 @@
 """The ``aws-collector`` command (also ``python -m awscollector``).
 
     aws-collector run --config FILE [--until-idle] [--idle-seconds N] [--metrics-port N]
-                      [BEAM OPTIONS]
+                      [--processes N] [BEAM OPTIONS]
     aws-collector validate --config FILE
     aws-collector setup --config FILE [--dry-run]
     aws-collector iam-policy --config FILE [--identity keys|base-role|target-role]
@@ -22,11 +22,17 @@ from awscollector.errors import CollectorError
 log = logging.getLogger("awscollector")
 
 
-def setup_logging(debug: bool = False) -> None:
+def setup_logging(debug: bool = False, process: str | None = None) -> None:
     """Logs to stderr; `debug` (globals.debug) adds the collector's DEBUG lines and the
-    tracebacks of failures. Safe to call again (cmd_run does, once the config is read)."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tracebacks of failures. Safe to call again (cmd_run does, once the config is read).
+    `process` (``process=1/2``, a child of `run --processes`) goes into every line, so
+    that the lines of processes sharing one stderr can be told apart."""
+    tag = f"{process} " if process else ""
+    log_format = f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=log_format)
+    if process:  # basicConfig set the format already, on the first call
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter(log_format))
     logging.getLogger("awscollector").setLevel(logging.DEBUG if debug else logging.INFO)
     _beam_tracebacks.debug = debug
     # Beam is chatty at INFO; botocore at DEBUG logs request headers (session tokens).
@@ -88,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
                           "flight); after a crash, messages come back after this long")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve the run's statistics as Prometheus metrics on this port")
+    run.add_argument("--processes", type=_at_least_1, default=1, metavar="N",
+                     help="run N collector pipelines as processes (a core each) sharing the "
+                          "queues and the API streams; one summary at the end (default 1)")
+    # What `run --processes N` tells each of its children (pipelines/processes.py).
+    run.add_argument("--process-index", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--process-count", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--summary-file", default=None, help=argparse.SUPPRESS)
     validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
     validate.add_argument("--config", required=True)
     setup = sub.add_parser("setup", help="create on AWS what the configured services need "
@@ -107,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", choices=("syslog", "http", "both"), default="syslog",
                       help="deliver to the embedded syslog relay, HTTP endpoint, or both")
     return parser
+
+
+def _at_least_1(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
 
 
 def _load(path: str):
@@ -154,8 +174,21 @@ def cmd_run(args, beam_args: list[str]) -> int:
     if args.idle_seconds is not None and not args.until_idle:
         print("aws-collector run: --idle-seconds needs --until-idle", file=sys.stderr)
         return 2
+    child = args.process_index is not None
+    if child and not (args.process_count and 0 <= args.process_index < args.process_count
+                      and args.summary_file):
+        print("aws-collector run: --process-index needs --process-count and --summary-file",
+              file=sys.stderr)
+        return 2
     config = _load(args.config)
-    setup_logging(config_globals(config).debug)
+    process = None
+    if child:
+        from awscollector.pipelines.processes import process_tag
+
+        process = (args.process_index, args.process_count)
+    setup_logging(config_globals(config).debug, process_tag(*process) if process else None)
+    if args.processes > 1 and not child:
+        return _run_processes(args, beam_args)
 
     stop = StopSignal()
 
@@ -169,10 +202,15 @@ def cmd_run(args, beam_args: list[str]) -> int:
     try:
         # A live progress line only for a person watching a backfill: never in a pipe
         # or a log file.
-        progress = args.until_idle and sys.stderr.isatty()
+        # Not in the children of `run --processes`, which share one stderr.
+        progress = args.until_idle and sys.stderr.isatty() and not child
+        metrics_port = args.metrics_port
+        if child and metrics_port is not None:
+            metrics_port += args.process_index  # a port each
         result = run_collector(config, beam_args, idle_seconds=idle, stop=stop,
-                               metrics_port=args.metrics_port, progress=progress,
-                               visibility_timeout=args.sqs_visibility_timeout)
+                               metrics_port=metrics_port, progress=progress,
+                               visibility_timeout=args.sqs_visibility_timeout,
+                               process=process)
     except Exception as e:
         # One line, the coded one; the traceback only in a debug log.
         error = e if isinstance(e, CollectorError) else CollectorError(
@@ -181,9 +219,31 @@ def cmd_run(args, beam_args: list[str]) -> int:
             log.debug("%s", error, exc_info=e)
         print(str(error), file=sys.stderr)
         return 2 if error.code.startswith("CFG-") or error.code == "RUN-004" else 1
-    print(format_summary(result.rows))
+    if child:  # the parent prints one summary of every process
+        from awscollector.pipelines.processes import write_summary
+
+        write_summary(args.summary_file, result.rows)
+    else:
+        print(format_summary(result.rows))
     log.info("peak memory: %.0f MB", peak_memory_mb())
     return 0
+
+
+def _run_processes(args, beam_args: list[str]) -> int:
+    """`run --processes N`: N children run the pipelines; this process supervises."""
+    from awscollector.pipelines.processes import run_processes
+    from awscollector.pipelines.runners import runner_setup
+
+    try:  # the Beam options checked once, here, rather than by every child
+        on_flink = runner_setup(beam_args).on_flink
+    except CollectorError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    if on_flink:
+        print("aws-collector run: --processes is for the DirectRunner; on Flink the "
+              "cluster's parallelism spreads the work", file=sys.stderr)
+        return 2
+    return run_processes(args.argv, args.processes)
 
 
 def peak_memory_mb() -> float:
@@ -262,7 +322,9 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args, rest = _parser().parse_known_args(argv)
+    args.argv = argv  # what the children of `run --processes` run again
     if args.command != "run" and rest:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "validate":

@@ -3,12 +3,14 @@
 Each is a declaration: its config name, its puller (io/pullers/), when it runs,
 and the options its parser gets. ``ReadFromApi`` (io/api.py) does the rest the
 same way for all. The streams (log groups, detectors, namespaces) are listed
-when the pipeline is built, in every region of the service.
+when the pipeline is built, in every region of the service; under ``run
+--processes N`` each process keeps its share of them (``share_streams``).
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,10 +77,22 @@ def account_of(access: AwsAccess, region: str) -> str:
         raise aws_error(e, f"sts GetCallerIdentity in {region}") from e
 
 
-def expand_api(pbegin, plans: list[ServicePlan], ctx: RunContext) -> dict[str, beam.PCollection]:
-    """The events and dead letters of an API service, as named PCollections."""
+def share_streams(streams: list[ApiStream], index: int, count: int) -> list[ApiStream]:
+    """The streams process ``index`` of ``count`` reads (``run --processes``): those
+    whose key hashes to it. A stable hash (not ``hash()``, salted per process), so that
+    every process, on every run, agrees on who reads which stream and its checkpoint."""
+    return [s for s in streams if zlib.crc32(s.key.encode()) % count == index]
+
+
+def expand_api(pbegin, plans: list[ServicePlan], ctx: RunContext,
+               process: tuple[int, int] | None = None) -> dict[str, beam.PCollection]:
+    """The events and dead letters of an API service, as named PCollections.
+    ``process``: (index, count) of a process of ``run --processes``, which reads only
+    its share of the streams."""
     (plan,) = plans
     streams = API_SERVICES[plan.name].streams(plan, ctx.access)
+    if process is not None:
+        streams = share_streams(streams, *process)
     ctx.api_streams.extend(streams)
     options = ctx.sqs_options
     read = ReadFromApi(streams, ctx.access, ctx.checkpoints,

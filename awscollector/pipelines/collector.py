@@ -141,9 +141,11 @@ def output_transform(name: str, output, access: AwsAccess | None = None,
 
 
 def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
-                   sqs_options: dict, registry: Registry | None = None) -> RunContext:
+                   sqs_options: dict, registry: Registry | None = None,
+                   process: tuple[int, int] | None = None) -> RunContext:
     """Adds every service, its dead letters and its outputs; returns the run's context
-    (its AWS access, and the API streams it reads)."""
+    (its AWS access, and the API streams it reads). ``process``: (index, count) of a
+    process of ``run --processes``, which reads its share of the API streams."""
     aws = config.inputs.aws
     parallelism = sum(len(p.queues) for p in plans) or 1
     access = AwsAccess(aws, max_pool_connections=max(10, 2 * parallelism))
@@ -158,7 +160,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
         label = group_label(group)
         if group[0].api:
             label += " API"
-            named = expand_api(pipeline, group, ctx)
+            named = expand_api(pipeline, group, ctx, process)
         else:
             named = SERVICES[group[0].name](pipeline, group, ctx)
         for key, pcoll in named.items():
@@ -175,7 +177,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
 def run_collector(config, beam_args: list[str] | None = None,
                   idle_seconds: float | None = None, stop: StopSignal | None = None,
                   metrics_port: int | None = None, progress: bool = False,
-                  **sqs_options) -> RunResult:
+                  process: tuple[int, int] | None = None, **sqs_options) -> RunResult:
     """Runs every enabled service until idle (idle_seconds) or until ``stop`` is requested.
 
     On the DirectRunner the readers see ``stop`` themselves; on Flink this process
@@ -185,6 +187,10 @@ def run_collector(config, beam_args: list[str] | None = None,
     ``globals.stats_interval_seconds``; with ``metrics_port``, the same counters as a
     Prometheus endpoint; with ``progress``, a live progress line on stderr (the
     caller checks it is a terminal). See io/stats.py.
+
+    ``process``: (index, count) when this is one of the processes of ``run
+    --processes``: the queues' messages are shared by SQS itself, the API streams by
+    ``share_streams`` (pipelines/api_services.py).
     """
     registry = run_registry(config)
     plans = plan_services(config, registry)
@@ -203,7 +209,7 @@ def run_collector(config, beam_args: list[str] | None = None,
         pipeline = beam.Pipeline(options=setup.options)
     except (ValueError, TypeError) as e:  # e.g. an unknown --runner
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
-    ctx = build_pipeline(pipeline, config, plans, sqs_options, registry)
+    ctx = build_pipeline(pipeline, config, plans, sqs_options, registry, process)
     try:
         with _live_stats(stats, setup, metrics_port, progress):
             counters = _run(pipeline, setup, ctx, plans, stop, idle_seconds)

@@ -1,0 +1,320 @@
+"""`aws-collector run --processes N`: N pipelines as OS processes on one config.
+
+The runs go through the real command (`python -m awscollector run ...`), the
+embedded AWS and the TLS relay. What is checked is what an operator sees: one
+summary, exit codes, each line once at the relay (or, after a crash, at least
+once), empty queues, and log lines that say which process wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from awscollector.io.checkpoints import CheckpointKey, FileCheckpoints
+from awscollector.io.pullers import ApiStream
+from awscollector.pipelines.api_services import share_streams
+from awscollector.pipelines.processes import exit_code, merge_rows
+from tests.test_logs_pipeline import ACCOUNT, fill_group, iso, logs_config
+from tests.test_logs_pipeline import TABLE as LOGS_TABLE
+from tests.vpc_helpers import (
+    ENV,
+    queue_depth,
+    raw_config,
+    run_cli,
+    seed_objects,
+    setup_queue,
+    unique,
+)
+
+TABLE = "cloud.aws.vpc.flow"
+SUMMARY_TOTAL = re.compile(r"^total: (\d+) delivered, (\d+) dead-lettered$", re.MULTILINE)
+GET_OBJECT = re.compile(r" DEBUG (process=\d/2) awscollector\.io\.\w+: s3 GetObject s3://",
+                        re.MULTILINE)
+RECEIVE = re.compile(r" DEBUG (process=\d/2) awscollector\.io\.sqs: sqs ReceiveMessage ",
+                     re.MULTILINE)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class Run:
+    """`aws-collector run --processes 2 ...` in the background; output to files."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.out_path, self.err_path = workdir / "run.out", workdir / "run.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "awscollector", "run", "--processes", "2", *args],
+                stdout=out, stderr=err, env={**os.environ, **ENV})
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def children(self) -> list[int]:
+        """The pids of the collector processes (this process's children)."""
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
+
+    def wait_until(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None, (
+                f"the run exited ({self.proc.returncode}) while waiting for {what}:\n"
+                f"{self.stderr[-3000:]}")
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" \
+                                                f"{self.stderr[-3000:]}"
+            time.sleep(0.1)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout}s:\n{self.stderr[-3000:]}")
+
+    def stop(self) -> None:
+        """Test cleanup: nothing left running."""
+        for pid in self.children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _summary_total(stdout: str) -> tuple[int, int]:
+    found = SUMMARY_TOTAL.findall(stdout)
+    assert len(found) == 1, f"no single summary total in:\n{stdout}"
+    return int(found[0][0]), int(found[0][1])
+
+
+def _all_lines(objects: dict[int, list[str]]) -> list[str]:
+    return [line for lines in objects.values() for line in lines]
+
+
+def _write(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _debug_config(aws, relay, pki, queue: str, workdir: Path) -> Path:
+    raw = raw_config(aws, relay, pki, queue, workdir)
+    raw["globals"]["debug"] = True  # the SQS and S3 lines say which process read what
+    return _write(workdir / "collector.yaml", raw)
+
+
+def _not_visible(aws, url: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _streams(groups: list[str]) -> list[ApiStream]:
+    """The streams of log groups, as the cloudwatch-logs service lists them."""
+    return [ApiStream("cloudwatch-logs", "cloudwatch_logs", ACCOUNT, "us-east-1", group, 0, 0,
+                      1.0) for group in groups]
+
+
+# ---------------------------------------------------------------------------- units
+
+
+def test_streams_are_split_deterministically_disjoint_and_covering():
+    streams = _streams([f"/app/group-{i}" for i in range(60)])
+    keys = [s.key for s in streams]
+    for count in (1, 2, 3, 4):
+        shares = [share_streams(streams, i, count) for i in range(count)]
+        assert shares == [share_streams(streams, i, count) for i in range(count)]
+        taken = [s.key for share in shares for s in share]
+        assert sorted(taken) == sorted(keys)  # covering, and disjoint: none twice
+        assert all(shares), f"an empty share of 60 streams among {count}"
+    assert share_streams(streams, 0, 1) == streams
+
+    # The same split in another process (Python's hash() would differ there).
+    code = ("from tests.test_processes import _streams; "
+            "from awscollector.pipelines.api_services import share_streams; "
+            "print([s.stream for s in share_streams("
+            "_streams([f'/app/group-{i}' for i in range(60)]), 1, 3)])")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True)
+    assert other.stdout.strip() == str([s.stream for s in share_streams(streams, 1, 3)])
+
+
+def test_summary_rows_are_summed_per_service_region_and_table():
+    first = [("non-cloudwatch-logs", "us-east-1", TABLE, 10, 1),
+             ("custom-s3.app", "eu-west-1", "-", 0, 0)]
+    second = [("non-cloudwatch-logs", "us-east-1", TABLE, 5, 2),
+              ("custom-s3.app", "eu-west-1", "my.app.web", 7, 0),
+              ("cloudwatch-logs", "us-east-1", LOGS_TABLE, 0, 0)]
+    assert merge_rows([first, second]) == [
+        ("non-cloudwatch-logs", "us-east-1", TABLE, 15, 3),
+        ("custom-s3.app", "eu-west-1", "my.app.web", 7, 0),  # the "-" row of 0 dropped
+        ("cloudwatch-logs", "us-east-1", LOGS_TABLE, 0, 0),  # alone: kept
+    ]
+
+
+def test_exit_codes_of_children():
+    assert exit_code(0, stopping=False) == 0
+    assert exit_code(1, stopping=False) == 1
+    assert exit_code(2, stopping=True) == 2
+    assert exit_code(-signal.SIGKILL, stopping=False) == 1
+    assert exit_code(-signal.SIGTERM, stopping=True) == 0
+    assert exit_code(3, stopping=False) == 1
+
+
+def test_processes_must_be_at_least_1(pki, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "awscollector", "run", "--config", "x.yaml",
+                           "--processes", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--processes: 0 is not 1 or more" in done.stderr
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def test_until_idle_with_two_processes_delivers_each_line_once(embedded_aws, relay, pki,
+                                                              tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Run(tmp_path, "--config", str(path), "--until-idle", "--idle-seconds", "5")
+    try:
+        # Both processes poll before the objects arrive, so that both get some.
+        run.wait_until(lambda: len(set(RECEIVE.findall(run.stderr))) == 2, 90,
+                       "both processes polling")
+        objects = seed_objects(embedded_aws, bucket, n=20, m=100)
+        code = run.wait(120)
+    finally:
+        run.stop()
+
+    assert code == 0, run.stderr[-3000:]
+    expected = _all_lines(objects)
+    received = relay.events(TABLE)
+    assert sorted(received) == sorted(expected)  # every line, once
+    assert queue_depth(embedded_aws, url) == 0
+    assert _summary_total(run.stdout) == (len(expected), 0)
+    assert run.stdout.count("Devo table") == 1  # one summary
+    reads = GET_OBJECT.findall(run.stderr)
+    assert len(reads) == 20
+    assert set(reads) == {"process=1/2", "process=2/2"}, "one process did all the work"
+    assert sum(tag == "process=1/2" for tag in reads) < 20
+
+
+def test_streaming_two_processes_stop_on_sigterm_with_everything_delivered(
+        embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Run(tmp_path, "--config", str(path))  # runs until stopped
+    try:
+        run.wait_until(lambda: queue_depth(embedded_aws, url) == 0, 90, "the s3:TestEvent")
+        run.wait_until(lambda: len(run.children()) == 2, 10, "two processes")
+        objects = seed_objects(embedded_aws, bucket, n=6, m=200)
+        run.wait_until(lambda: relay.total() >= 1200, 60, "the 1200 events")
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.wait(45)
+    finally:
+        run.stop()
+
+    assert code == 0, run.stderr[-3000:]
+    expected = _all_lines(objects)
+    assert sorted(relay.events(TABLE)) == sorted(expected)
+    assert _summary_total(run.stdout) == (len(expected), 0)
+    assert queue_depth(embedded_aws, url) == 0
+    # Each process was told to stop, and ended its run.
+    for tag in ("process=1/2", "process=2/2"):
+        assert re.search(rf" INFO {tag} awscollector: signal 15: stop polling", run.stderr)
+        assert re.search(rf" INFO {tag} awscollector: peak memory", run.stderr)
+
+
+def test_kill_9_of_one_process_fails_the_run_and_a_rerun_loses_nothing(
+        embedded_aws, relay, pki, tmp_path):
+    bucket, queue, url = setup_queue(embedded_aws)
+    objects = seed_objects(embedded_aws, bucket, n=24, m=3000)
+    expected = _all_lines(objects)
+    path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Run(tmp_path, "--config", str(path), "--until-idle", "--idle-seconds", "2",
+              "--sqs-visibility-timeout", "5")
+    try:
+        run.wait_until(lambda: len(run.children()) == 2, 30, "two processes")
+        run.wait_until(lambda: relay.total() > 0, 120, "the first events")
+        victim = run.children()[0]
+        os.kill(victim, signal.SIGKILL)  # no handler, no cleanup
+        code = run.wait(90)
+    finally:
+        run.stop()
+
+    assert code == 1, run.stderr[-3000:]
+    assert re.search(r"process=\d/2 killed by signal 9: stopping the other processes",
+                     run.stderr), run.stderr[-3000:]
+    assert run.stdout == ""  # a failed run prints no summary
+    # The other one was stopped (SIGTERM) and ended its run: it delivered what it held.
+    assert len(re.findall(r" INFO process=\d/2 awscollector: signal 15: stop polling",
+                          run.stderr)) == 1
+    assert len(re.findall(r" INFO process=\d/2 awscollector: peak memory", run.stderr)) == 1
+    at_failure = relay.total()
+    assert 0 < at_failure < len(expected), "not killed mid-way"
+
+    # What the killed process held comes back after its visibility timeout.
+    deadline = time.monotonic() + 30
+    while _not_visible(embedded_aws, url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    done = run_cli(path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    received = relay.events(TABLE)
+    missing = set(expected) - set(received)
+    assert not missing, f"{len(missing)} lines lost"
+    assert queue_depth(embedded_aws, url) == 0
+    unexpected = set(received) - set(expected)
+    assert len(unexpected) <= 1, sorted(unexpected)[:3]  # a line cut by the kill, at most
+    duplicates = len(received) - len(set(received))
+    print(f"\nkill -9 of one of 2 processes after {at_failure} of {len(expected)} events; "
+          f"rerun: {_summary_total(done.stdout)[0]} delivered; {duplicates} duplicates")
+
+
+def test_api_streams_are_shared_among_the_processes(embedded_aws, relay, pki, tmp_path):
+    logs = embedded_aws.client("logs")
+    # Group names whose streams fall to both processes (a stable hash decides).
+    while True:
+        prefix = f"/{unique('procs')}/"
+        groups = [f"{prefix}g{i}" for i in range(6)]
+        if all(share_streams(_streams(groups), i, 2) for i in range(2)):
+            break
+    now = int(time.time() * 1000)
+    start = now - 2 * 3_600_000
+    expected = []
+    for group in groups:
+        expected += fill_group(logs, group, 200, start + 1000, 20_000)
+    raw = logs_config(embedded_aws, relay, pki, tmp_path, {
+        "log_group_prefixes": [prefix], "start_time": iso(start), "lag_seconds": 0})
+    path = _write(tmp_path / "collector.yaml", raw)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "awscollector", "run", "--config", str(path), "--processes",
+         "2", "--until-idle", "--idle-seconds", "1"],
+        capture_output=True, text=True, timeout=180, env={**os.environ, **ENV})
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = [json.loads(line)["message"] for line in relay.events(LOGS_TABLE)]
+    assert sorted(messages) == sorted(expected)  # each event once: no group read twice
+    assert _summary_total(done.stdout) == (len(expected), 0)
+    store = FileCheckpoints(tmp_path / "state")
+    for group in groups:
+        saved = store.load(CheckpointKey("cloudwatch-logs", ACCOUNT, "us-east-1", group))
+        assert saved is not None and saved["open"] == [], group
