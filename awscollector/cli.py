@@ -198,11 +198,14 @@ def cmd_run(args, beam_args: list[str]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if child:
+        from awscollector.pipelines.processes import end_with_parent
+
+        end_with_parent()
     idle = (args.idle_seconds or 10.0) if args.until_idle else None
     try:
         # A live progress line only for a person watching a backfill: never in a pipe
-        # or a log file.
-        # Not in the children of `run --processes`, which share one stderr.
+        # or a log file, nor in the children of `run --processes` (one stderr for all).
         progress = args.until_idle and sys.stderr.isatty() and not child
         metrics_port = args.metrics_port
         if child and metrics_port is not None:

@@ -239,7 +239,8 @@ def test_streaming_two_processes_stop_on_sigterm_with_everything_delivered(
     assert queue_depth(embedded_aws, url) == 0
     # Each process was told to stop, and ended its run.
     for tag in ("process=1/2", "process=2/2"):
-        assert re.search(rf" INFO {tag} awscollector: signal 15: stop polling", run.stderr)
+        assert len(re.findall(rf" INFO {tag} awscollector: signal 15: stop polling",
+                              run.stderr)) == 1
         assert re.search(rf" INFO {tag} awscollector: peak memory", run.stderr)
 
 
@@ -318,3 +319,36 @@ def test_api_streams_are_shared_among_the_processes(embedded_aws, relay, pki, tm
     for group in groups:
         saved = store.load(CheckpointKey("cloudwatch-logs", ACCOUNT, "us-east-1", group))
         assert saved is not None and saved["open"] == [], group
+
+
+def test_processes_stop_and_deliver_when_their_supervisor_is_killed(embedded_aws, relay, pki,
+                                                                   tmp_path):
+    """kill -9 of the parent: each child gets a SIGTERM from the kernel (not left running
+    with nobody to stop it), delivers what it holds and ends."""
+    bucket, queue, url = setup_queue(embedded_aws)
+    path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
+    run = Run(tmp_path, "--config", str(path))  # streaming: only a signal ends it
+    try:
+        run.wait_until(lambda: queue_depth(embedded_aws, url) == 0, 90, "the s3:TestEvent")
+        children = run.children()
+        assert len(children) == 2
+        objects = seed_objects(embedded_aws, bucket, n=4, m=200)
+        run.wait_until(lambda: relay.total() >= 800, 60, "the 800 events")
+        run.proc.kill()
+        run.proc.wait(timeout=10)
+        deadline = time.monotonic() + 45
+        while any(Path(f"/proc/{pid}").exists() for pid in children):
+            assert time.monotonic() < deadline, f"still running:\n{run.stderr[-3000:]}"
+            time.sleep(0.2)
+    finally:
+        for pid in run.children():
+            os.kill(pid, signal.SIGKILL)
+        run.stop()
+
+    both = {"process=1/2", "process=2/2"}
+    assert set(re.findall(r" INFO (process=\d/2) awscollector: signal 15: stop polling",
+                          run.stderr)) == both, run.stderr[-3000:]
+    assert set(re.findall(r" INFO (process=\d/2) awscollector: peak memory",
+                          run.stderr)) == both  # each ended its run
+    assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))
+    assert queue_depth(embedded_aws, url) == 0

@@ -45,6 +45,18 @@ def process_tag(index: int, count: int) -> str:
     return f"process={index + 1}/{count}"
 
 
+def end_with_parent() -> None:
+    """In a child: a SIGTERM when the supervisor dies (even by SIGKILL), so that no
+    collector goes on alone that nobody stops. Linux only (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def write_summary(path: str | os.PathLike, rows: list[tuple]) -> None:
     """A child's summary rows, written whole or not at all (the supervisor reads them)."""
     tmp = Path(f"{path}.tmp")
