@@ -60,6 +60,7 @@ from vpc_flow_bench import (
     per_cpu_table,
     phase_records,
     phase_runs,
+    print_cpu_per_event,
     print_machine,
     print_ratios,
     relay_context,
@@ -249,6 +250,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
           "active time (startup in, idle tail out); steady events/s: the relay's first event "
           "to its last; per CPU-s: of the measured process alone. Collector "
           f"readers={args.readers}{', ' + options if options else ''}.")
+    print_cpu_per_event(phases)
 
     summary = summarize(phases, {
         "median_events_per_cpu_second": lambda p: per_cpu(p)[0] or 0.0})

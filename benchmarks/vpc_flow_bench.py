@@ -167,8 +167,35 @@ class Rates:
         return (self.expected - self.first_count) / (self.active - self.first_event)
 
 
+class CpuPerEvent:
+    """CPU per event of the measured process: overall, and at steady state (start-up out)."""
+
+    expected: int
+    first_count: int
+    cpu: float
+    cpu_first: float | None  # the child's CPU seconds when the relay had its first event
+    cpu_last: float | None  # ... and when it had the last expected one
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """User + system µs per event, start-up (interpreter, imports, pipeline) in."""
+        return self.cpu * 1e6 / self.expected
+
+    @property
+    def steady_cpu_us_per_event(self) -> float | None:
+        """From the relay's first event to its last: the CPU once started up. The
+        first batch's own work is in the start-up part (it is done before the first
+        event arrives), so it is divided over the events after it."""
+        if self.cpu_first is None or self.cpu_last is None:
+            return None
+        events = self.expected - self.first_count
+        if events <= 0:
+            return None
+        return (self.cpu_last - self.cpu_first) * 1e6 / events
+
+
 @dataclass
-class Phase(Rates):
+class Phase(Rates, CpuPerEvent):
     phase: str
     round: int
     expected: int
@@ -184,6 +211,8 @@ class Phase(Rates):
     other_cpu: float | None  # the rest of the machine's busy CPU seconds: noise
     exit_code: int
     uncompressed_bytes: int
+    cpu_first: float | None = None
+    cpu_last: float | None = None
 
 
 def machine_busy_seconds() -> float | None:
@@ -220,6 +249,11 @@ def processes_cpu_seconds(pids: list[int]) -> float | None:
     return total
 
 
+def child_cpu_seconds(pid: int) -> float | None:
+    """User + system seconds a running process (its threads) has used so far."""
+    return processes_cpu_seconds([pid])
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -241,6 +275,7 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
                                 stdout=log, stderr=subprocess.STDOUT)
     first = active = None
     first_count = 0
+    cpu_first = cpu_last = None
     peak_kb = 0
     while True:
         peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
@@ -252,11 +287,12 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
             # Returns as soon as the relay has recorded the first, then the last, event.
             if relay.wait_for_total(1 if first is None else expected, POLL_SECONDS):
                 seen = time.monotonic() - start
+                cpu_now = child_cpu_seconds(proc.pid)  # its CPU at this event, for steady
                 count = relay.total()
                 if first is None:
-                    first, first_count = seen, count
+                    first, first_count, cpu_first = seen, count, cpu_now
                 if count >= expected:
-                    active = seen
+                    active, cpu_last = seen, cpu_now
         else:
             time.sleep(POLL_SECONDS)
         if time.monotonic() - start > timeout:
@@ -280,7 +316,8 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
     if first is None and received:
         first, first_count = active, received
     return Phase(name, round_, expected, received, wall, active, first, first_count, cpu,
-                 peak_kb / 1024, aws_cpu, relay_cpu, other, proc.returncode, nbytes)
+                 peak_kb / 1024, aws_cpu, relay_cpu, other, proc.returncode, nbytes,
+                 cpu_first, cpu_last)
 
 
 def vm_hwm_kb(pid: int) -> int:
@@ -393,14 +430,15 @@ def num(value: float | None, spec: str) -> str:
 def format_table(phases: list[Phase]) -> str:
     return format_rows(
         ("phase", "round", "events", "wall s", "active s", "1st event s", "events/s",
-         "MB/s", "steady events/s", "peak RSS MB", "CPU s", "moto CPU s", "relay CPU s",
-         "other CPU s"),
+         "MB/s", "steady events/s", "peak RSS MB", "CPU s", "CPU µs/event",
+         "steady CPU µs/event", "moto CPU s", "relay CPU s", "other CPU s"),
         [(p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
           num(p.active, ".2f"), num(p.first_event, ".2f"),
           f"{p.events_per_second:,.0f}", f"{p.mb_per_second:.1f}",
           num(p.steady_events_per_second, ",.0f"), f"{p.peak_rss_mb:.0f}",
-          f"{p.cpu:.1f}", num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}",
-          num(p.other_cpu, ".1f")) for p in phases])
+          f"{p.cpu:.1f}", f"{p.cpu_us_per_event:.2f}", num(p.steady_cpu_us_per_event, ".2f"),
+          num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}", num(p.other_cpu, ".1f"))
+         for p in phases])
 
 
 def per_cpu(phase: Phase) -> tuple[float | None, float | None]:
@@ -418,11 +456,14 @@ def per_cpu_table(phases: list[Phase]) -> str:
         rows.append((p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
                      num(p.active, ".2f"), f"{p.events_per_second:,.0f}",
                      f"{p.mb_per_second:.1f}", num(p.steady_events_per_second, ",.0f"),
-                     f"{p.cpu:.1f}", num(events_cpu, ",.0f"), num(mb_cpu, ".1f"),
-                     f"{p.peak_rss_mb:.0f}", num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}",
+                     f"{p.cpu:.1f}", f"{p.cpu_us_per_event:.2f}",
+                     num(p.steady_cpu_us_per_event, ".2f"), num(events_cpu, ",.0f"),
+                     num(mb_cpu, ".1f"), f"{p.peak_rss_mb:.0f}", num(p.aws_cpu, ".1f"),
+                     f"{p.relay_cpu:.1f}",
                      num(p.other_cpu, ".1f")))
     return format_rows(("phase", "round", "events", "wall s", "active s", "events/s", "MB/s",
-                        "steady events/s", "CPU s", "events/CPU-s", "MB/CPU-s",
+                        "steady events/s", "CPU s", "CPU µs/event", "steady CPU µs/event",
+                        "events/CPU-s", "MB/CPU-s",
                         "peak RSS MB", "moto CPU s", "relay CPU s", "other CPU s"), rows)
 
 
@@ -432,11 +473,35 @@ def phase_records(phases: list[Phase], cpu: bool = False) -> list[dict]:
     for p in phases:
         record = {**asdict(p), "events_per_second": p.events_per_second,
                   "mb_per_second": p.mb_per_second,
-                  "steady_events_per_second": p.steady_events_per_second}
+                  "steady_events_per_second": p.steady_events_per_second,
+                  "cpu_us_per_event": p.cpu_us_per_event,
+                  "steady_cpu_us_per_event": p.steady_cpu_us_per_event}
         if cpu:
             record["events_per_cpu_second"], record["mb_per_cpu_second"] = per_cpu(p)
         records.append(record)
     return records
+
+
+def print_cpu_per_event(phases: list[Phase]) -> None:
+    """CPU µs per event of each phase (the lowest round: other load only adds to it),
+    with start-up and at steady state, and the collector's over the baseline's."""
+    lows: dict[str, tuple[float, float | None]] = {}
+    for name in ("baseline", "collector"):
+        mine = [p for p in phases if p.phase == name]
+        if mine:
+            steady = [p.steady_cpu_us_per_event for p in mine
+                      if p.steady_cpu_us_per_event is not None]
+            lows[name] = (min(p.cpu_us_per_event for p in mine),
+                          min(steady) if steady else None)
+    for name, (overall, steady) in lows.items():
+        print(f"{name} CPU µs/event: {overall:.2f} with start-up, "
+              f"{num(steady, '.2f')} at steady state (lowest round)")
+    if len(lows) == 2:
+        (b, b_steady), (c, c_steady) = lows["baseline"], lows["collector"]
+        line = f"collector/baseline CPU per event: {c / b:.2f}x with start-up"
+        if b_steady and c_steady:
+            line += f", {c_steady / b_steady:.2f}x at steady state"
+        print(line)
 
 
 def summarize(phases: list[Phase],
@@ -663,6 +728,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
           "active time, from process start to the relay having every event (startup in, "
           "idle tail out); steady events/s: from the relay's first event to its last. "
           f"Collector readers={args.readers}, --idle-seconds {args.idle_seconds:g}.")
+    print_cpu_per_event(phases)
 
     ratio = median_ratio = None
     best, medians = {}, {}
