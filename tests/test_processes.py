@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -128,6 +132,29 @@ def _not_visible(aws, url: str) -> int:
     return int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
+def _two_free_ports() -> int:
+    """A port P with P+1 free too, below the ephemeral range (where the runs' own
+    connections would take ports meanwhile)."""
+    for _ in range(100):
+        port = random.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("0.0.0.0", port))
+                b.bind(("0.0.0.0", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no two free ports")
+
+
+def _events_served(port: int) -> float:
+    """The events a process's metrics endpoint says it delivered."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    found = re.findall(r"^awscollector_events_delivered_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    assert "awscollector_" in text
+    return sum(float(n) for n in found)
+
+
 def _streams(groups: list[str]) -> list[ApiStream]:
     """The streams of log groups, as the cloudwatch-logs service lists them."""
     return [ApiStream("cloudwatch-logs", "cloudwatch_logs", ACCOUNT, "us-east-1", group, 0, 0,
@@ -187,6 +214,25 @@ def test_processes_must_be_at_least_1(pki, tmp_path):
     assert "--processes: 0 is not 1 or more" in done.stderr
 
 
+@pytest.mark.parametrize("beam_options, says", [
+    (("--runner", "FlinkRunner", "--flink_master", "127.0.0.1:9",
+      "--environment_type=LOOPBACK", "--flink_job_server_jar=/nonexistent.jar"),
+     "aws-collector run: --processes is for the DirectRunner"),
+    (("--bogus_option=1",), "RUN-004 unknown option(s): --bogus_option"),
+], ids=["flink", "unknown-beam-option"])
+def test_processes_refuses_flink_and_bad_beam_options_once(pki, tmp_path, beam_options, says):
+    raw = raw_config(SimpleNamespace(endpoint_url="http://127.0.0.1:9"), SimpleNamespace(port=9),
+                     pki, "q", tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "awscollector", "run", "--config",
+         str(_write(tmp_path / "c.yaml", raw)), "--processes", "2", *beam_options],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
+    assert done.returncode == 2
+    assert done.stderr.count(says) == 1, done.stderr  # said once, by the parent
+    assert "process=" not in done.stderr  # no child started
+    assert done.stdout == ""
+
+
 # ---------------------------------------------------------------------------- runs
 
 
@@ -221,12 +267,17 @@ def test_streaming_two_processes_stop_on_sigterm_with_everything_delivered(
         embedded_aws, relay, pki, tmp_path):
     bucket, queue, url = setup_queue(embedded_aws)
     path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
-    run = Run(tmp_path, "--config", str(path))  # runs until stopped
+    port = _two_free_ports()
+    run = Run(tmp_path, "--config", str(path), "--metrics-port", str(port))  # until stopped
     try:
         run.wait_until(lambda: queue_depth(embedded_aws, url) == 0, 90, "the s3:TestEvent")
         run.wait_until(lambda: len(run.children()) == 2, 10, "two processes")
         objects = seed_objects(embedded_aws, bucket, n=6, m=200)
         run.wait_until(lambda: relay.total() >= 1200, 60, "the 1200 events")
+        # A metrics port each, the first process's and the next: together they count
+        # every event, each its own.
+        run.wait_until(lambda: sum(_events_served(p) for p in (port, port + 1)) == 1200, 30,
+                       "the metrics of both processes to count the 1200 events")
         run.proc.send_signal(signal.SIGTERM)
         code = run.wait(45)
     finally:
