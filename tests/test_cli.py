@@ -316,6 +316,8 @@ def test_help_exits_0():
     done = _cli("run", "--help")
     assert done.returncode == 0
     assert "--until-idle" in done.stdout and "--sqs-visibility-timeout" in done.stdout
+    assert "--processes" in done.stdout and "--metrics-port" in done.stdout
+    assert "--process-index" not in done.stdout  # the children's own options stay hidden
 
 
 # ---------------------------------------------------------------------------- run
