@@ -24,6 +24,11 @@ import zstandard
 
 from awscollector.errors import CollectorError
 
+try:  # ISA-L's inflate: the same bytes as zlib's, about twice as fast; same interface
+    from isal import isal_zlib as _inflate
+except ImportError:  # not built for this platform: zlib, slower but the same output
+    _inflate = zlib
+
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -80,10 +85,10 @@ def _gunzip(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
                     data = data.lstrip(b"\0")
                 if not data:
                     break
-                d = zlib.decompressobj(wbits=31)
+                d = _inflate.decompressobj(wbits=31)
             try:
                 out = d.decompress(data, _GZIP_OUT)
-            except zlib.error as exc:
+            except _inflate.error as exc:
                 raise _fault(name, "gzip", total) from exc
             if out:
                 total += len(out)
