@@ -273,3 +273,13 @@ def test_nul_bytes_or_invalid_utf8_are_binary():
     assert looks_binary(os.urandom(4096) + b"\0")
     assert looks_binary(gzip.compress(PLAIN))
     assert looks_binary(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+
+
+@pytest.mark.parametrize("keep_empty, expected", [
+    (False, [b"a", b"b", b"c"]),
+    (True, [b"", b"a", b"", b"b", b"", b"c", b""]),
+])
+def test_empty_lines_anywhere_in_a_batch(keep_empty, expected):
+    data = b"\na\n\nb\r\n\r\nc\n\n"  # leading, inner and trailing empty lines, LF and CRLF
+    got = [line for batch in iter_line_batches([data], keep_empty=keep_empty) for line in batch]
+    assert got == expected
