@@ -26,7 +26,7 @@ from awscollector.config import (
 )
 
 # The full example config: every block and service the config knows.
-CONTRACT_EXAMPLE = """\
+FULL_EXAMPLE = """\
 globals:
   debug: false
   persistence:
@@ -157,7 +157,7 @@ def codes(found: list[Problem]) -> list[tuple[str, str]]:
 
 
 def test_contract_example_loads_with_resolved_cert_paths(confdir: Path) -> None:
-    config = load_config(write(confdir, CONTRACT_EXAMPLE), ENV)
+    config = load_config(write(confdir, FULL_EXAMPLE), ENV)
 
     assert summary(config) == "config OK: 8 services, 1 regions"
     devo = config.outputs["devo_1"].config
