@@ -6,7 +6,13 @@ import apache_beam as beam
 import pytest
 
 from awscollector.errors import CollectorError, as_collector_error
-from awscollector.io.devo import DevoTarget, EventBatch, WriteToDevo, syslog_header
+from awscollector.io.devo import (
+    DevoTarget,
+    EventBatch,
+    WriteToDevo,
+    encode_batch,
+    syslog_header,
+)
 
 TABLES = ("cloud.aws.vpc.flow", "cloud.aws.cloudtrail.events", "my.app.test.table")
 
@@ -55,6 +61,19 @@ def test_syslog_header_is_what_devo_sdk_writes():
     assert header.startswith(b"<14>")
     assert header.endswith(b" host1 my.table: ")
     assert len(header.split(b" host1")[0]) == len(b"<14>Jan  1 00:00:00")
+
+
+@pytest.mark.parametrize("messages, payload", [
+    ([], b"<14>h t: \n"),
+    ([b"a"], b"<14>h t: a\n"),
+    ([b"a", b"b"], b"<14>h t: a\n<14>h t: b\n"),
+    ([b"a", b"", b"c d"], b"<14>h t: a\n<14>h t: \n<14>h t: c d\n"),
+])
+def test_encode_batch_writes_a_header_before_and_a_newline_after_each_message(
+        messages, payload):
+    before = list(messages)
+    assert encode_batch(b"<14>h t: ", messages) == payload
+    assert messages == before  # the caller's list is left as it was
 
 
 def test_relay_down_at_start_fails_with_out_001(pki, relay):

@@ -97,7 +97,12 @@ def syslog_header(table: str, hostname: str, when: float | None = None) -> bytes
 
 def encode_batch(header: bytes, messages: list[bytes]) -> bytes:
     """One payload for many messages: header + message + newline, each."""
-    return header + (b"\n" + header).join(messages) + b"\n"
+    if len(messages) < 2:
+        return b"".join([header, *messages, b"\n"])
+    # One join, one copy of the payload: the first message carries the first header,
+    # the last one the final newline (concatenating around the join copied it twice).
+    return (b"\n" + header).join(
+        [header + messages[0], *messages[1:-1], messages[-1] + b"\n"])
 
 
 class SyslogTransport:
