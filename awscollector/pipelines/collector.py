@@ -206,7 +206,7 @@ def run_collector(config, beam_args: list[str] | None = None,
         sqs_options.update(spread_over=setup.parallelism, max_parallelism=setup.max_parallelism,
                            log_level=logging.DEBUG if debug else logging.INFO)
     try:
-        pipeline = beam.Pipeline(options=setup.options)
+        pipeline = beam.Pipeline(runner=setup.runner, options=setup.options)
     except (ValueError, TypeError) as e:  # e.g. an unknown --runner
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
     ctx = build_pipeline(pipeline, config, plans, sqs_options, registry, process)

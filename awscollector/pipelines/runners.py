@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import (
     PipelineOptions,
     StandardOptions,
 )
+from apache_beam.runners.runner import PipelineRunner
 
 from awscollector.errors import CollectorError
 
@@ -47,6 +48,7 @@ class RunnerSetup:
     max_parallelism: int | None = None
     job_name: str | None = None
     flink_master: str | None = None  # Flink's REST address: how a stop reaches the job
+    runner: PipelineRunner | None = None  # given to beam.Pipeline; None: the options' runner
 
 
 def runner_setup(beam_args: list[str]) -> RunnerSetup:
@@ -67,10 +69,37 @@ def runner_setup(beam_args: list[str]) -> RunnerSetup:
             log.warning("RUN-003 --direct_num_workers=%s ignored: the DirectRunner runs the "
                         "collector with one worker", direct.direct_num_workers)
         direct.direct_num_workers = 1
+        if runner != "BundleBasedDirectRunner":
+            return RunnerSetup(options, runner=InProcessRunner())
         return RunnerSetup(options)
     if not flink:
         return RunnerSetup(options)
     return _flink_setup(beam_args, options)
+
+
+class InProcessRunner(PipelineRunner):
+    """The DirectRunner's in-process runner, the FnApiRunner, without the detour.
+
+    Beam 2.77's DirectRunner first tries its Prism runner on every run: it converts
+    the pipeline to its portable form and fetches a Prism binary from GitHub. Where it
+    can, the collector would then run on Prism (several times the CPU, and bundles it
+    does not finalize as the SQS readers need); where it cannot, the fetch fails (after
+    a DNS look-up, or a connection timeout behind a firewall) and the DirectRunner
+    falls back to the FnApiRunner, which converts the pipeline again. The collector's
+    pipeline is one the FnApiRunner supports (batch, no Pub/Sub, no real-time
+    timers), so a run goes there directly, set up as the DirectRunner sets it up.
+    """
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        provision_info = fn_runner.ExtendedProvisionInfo(
+            beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=provision_info).run_pipeline(
+            pipeline, options)
 
 
 def _refuse_unknown(options: PipelineOptions) -> None:
