@@ -21,12 +21,10 @@ from apache_beam.runners.runner import PipelineState
 
 from awscollector.errors import CollectorError, as_collector_error
 from awscollector.io.access import AwsAccess
-from awscollector.io.archive import ArchiveTarget, WriteToArchive
 from awscollector.io.checkpoints import checkpoints_from_config
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
 from awscollector.io.delivery import STOPPED_UNCONFIRMED
 from awscollector.io.devo import DevoTarget, WriteToDevo
-from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
 from awscollector.io.sqs import SqsQueue
 from awscollector.io.stats import API, EVENTS, S3, Counts, StatsHandle, StatsRow
 from awscollector.io.stop import StopSignal
@@ -131,10 +129,16 @@ def output_transform(name: str, output, access: AwsAccess | None = None,
     """The sink of a config ``outputs.<name>`` entry; ``name`` goes into its counters.
     ``access`` and ``region``: the run's AWS, for an archive in S3; ``stats``: the run's
     statistics; ``stop``: the run's stop, after which slow confirmations are given up."""
+    # Each sink imported when an output of its kind is configured (Avro and Parquet
+    # writers, an HTTP client): a run pays only for the outputs it has.
     if output.type == "archive":
+        from awscollector.io.archive import ArchiveTarget, WriteToArchive
+
         return WriteToArchive(ArchiveTarget.from_config(output), name=name, access=access,
                               region=region, stats=stats, stop=stop)
     if output.type == "devo_http":
+        from awscollector.io.devo_http import DevoHttpTarget, WriteToDevoHttp
+
         return WriteToDevoHttp(DevoHttpTarget.from_config(output), name=name, stats=stats,
                                stop=stop)
     return WriteToDevo(DevoTarget.from_config(output), name=name, stats=stats, stop=stop)
