@@ -24,6 +24,7 @@ Usage::
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import tempfile
@@ -235,6 +236,7 @@ class ReadS3Records(beam.DoFn):
         self._batch_bytes = batch_bytes
 
     def setup(self) -> None:
+        freeze_startup_heap()
         self._objects = Metrics.counter("s3", "objects_read")
         self._records = Metrics.counter("s3", "lines_read")
         self._bytes = Metrics.counter("s3", "bytes_read")
@@ -364,6 +366,23 @@ class ReadS3Records(beam.DoFn):
             self._bytes.inc(len(chunk))
             sizes[0] += len(chunk)
             yield chunk
+
+
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process, when the pipeline is built and running: what start-up left on
+    the heap (Beam's modules and protos, the pipeline; over 100,000 objects) goes out of
+    the cyclic garbage collector's reach. Each full collection walks every tracked
+    object, and decoding JSON records allocates enough dicts to run many: that walk
+    cost about 4.5 µs of CPU per CloudTrail record, 15%, on top of what the plain
+    decoding costs. Garbage made later is collected as before."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()  # not to keep start-up's own garbage for ever
+        gc.freeze()
 
 
 def _measured(chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
