@@ -17,6 +17,10 @@ ReceiveMessage, as the server sees it, is what is reported.
   against the same front, N times: what any Python process that polls SQS with
   boto3 costs, the least the collector could take.
 
+``--compare DIR`` adds a third process: the collector of another checkout (its
+``awscollector`` package found first on PYTHONPATH), e.g. the commit before a
+change, exported with ``git archive COMMIT awscollector | tar -x -C DIR``.
+
 ``--importtime`` also prints the heaviest top-level imports of
 ``python -X importtime -c "import awscollector.cli"`` and of one run (the
 cumulative microseconds of each package, as Python reports them).
@@ -34,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from vpc_flow_bench import ENV, QUEUE, REGION, format_rows
+from vpc_flow_bench import ENV, QUEUE, REGION, child_cpu_seconds, format_rows
 
 from awscollector.embedded.front import FrontHandler, HttpFront
 
@@ -51,14 +55,19 @@ class Arrivals(HttpFront):
                          thread_name="startup-bench-front")
         self._lock = threading.Lock()
         self._seen: list[tuple[float, str]] = []
+        self.pid: int | None = None  # the measured process
+        self.cpu_at_receive: float | None = None  # its CPU seconds at its first ReceiveMessage
 
     def note(self, arrived: float, operation: str) -> None:
         with self._lock:
             self._seen.append((arrived, operation))
+            if operation == RECEIVE and self.cpu_at_receive is None and self.pid:
+                self.cpu_at_receive = child_cpu_seconds(self.pid)
 
-    def reset(self) -> None:
+    def reset(self, pid: int | None = None) -> None:
         with self._lock:
             self._seen.clear()
+            self.pid, self.cpu_at_receive = pid, None
 
     def first(self, operation: str | None = None) -> float | None:
         """When the first request (of that operation) arrived, or None."""
@@ -106,14 +115,18 @@ def collector_command(config_path: Path) -> list[str]:
             "--until-idle", "--idle-seconds", "1"]
 
 
-def timed(cmd: list[str], front: Arrivals, log_path: Path, timeout: float
-          ) -> tuple[float | None, float | None, float, int]:
-    """(to first request, to first ReceiveMessage, wall, exit code) of one process."""
+def timed(cmd: list[str], front: Arrivals, log_path: Path, timeout: float,
+          env: dict[str, str]
+          ) -> tuple[float | None, float | None, float | None, float, int]:
+    """(to first request, to first ReceiveMessage, CPU seconds until it, wall, exit code)
+    of one process. The CPU seconds are the process's own (user + system), which other
+    load on the machine disturbs much less than the elapsed time."""
     front.reset()
     with open(log_path, "wb") as log:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
+        front.reset(proc.pid)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -122,7 +135,7 @@ def timed(cmd: list[str], front: Arrivals, log_path: Path, timeout: float
     wall = time.monotonic() - start
     first, receive = front.first(), front.first(RECEIVE)
     return (None if first is None else first - start,
-            None if receive is None else receive - start, wall, code)
+            None if receive is None else receive - start, front.cpu_at_receive, wall, code)
 
 
 def top_imports(cmd_prefix: list[str], args: list[str], n: int) -> list[tuple[str, int]]:
@@ -167,26 +180,35 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         config_path = workdir / "collector.yaml"
         config_path.write_text(yaml.safe_dump(embedded_config(
             front.endpoint_url, relay.port, pki, workdir, QUEUE, (REGION,))))
-        commands = {"floor": floor_command(front.endpoint_url, queue_url),
-                    "collector": collector_command(config_path)}
+        env = {**os.environ, **ENV}
+        commands = {"floor": (floor_command(front.endpoint_url, queue_url), env),
+                    "collector": (collector_command(config_path), env)}
+        if args.compare:
+            source = str(Path(args.compare).resolve())
+            commands["collector (compare)"] = (collector_command(config_path),
+                                               {**env, "PYTHONPATH": source})
         rows, results = [], {name: [] for name in commands}
+        cpus: dict[str, list[float | None]] = {name: [] for name in commands}
         for n in range(1, args.runs + 1):
-            for name, cmd in commands.items():  # alternate: other load hits both alike
-                first, receive, wall, code = timed(cmd, front, workdir / f"{name}-{n}.log",
-                                                   args.timeout)
+            for name, (cmd, cmd_env) in commands.items():  # alternate: load hits all alike
+                log_path = workdir / f"{name.replace(' ', '-')}-{n}.log"
+                first, receive, cpu, wall, code = timed(cmd, front, log_path, args.timeout,
+                                                        cmd_env)
                 results[name].append(receive)
+                cpus[name].append(cpu)
                 rows.append((name, str(n), "-" if first is None else f"{first:.3f}",
-                             "-" if receive is None else f"{receive:.3f}", f"{wall:.2f}",
-                             str(code)))
+                             "-" if receive is None else f"{receive:.3f}",
+                             "-" if cpu is None else f"{cpu:.2f}", f"{wall:.2f}", str(code)))
                 if code != 0 or receive is None:
                     failures.append(f"{name} run {n}: exit {code}, "
                                     f"ReceiveMessage {'seen' if receive else 'never seen'}"
-                                    f" (log {workdir / f'{name}-{n}.log'})")
+                                    f" (log {log_path})")
         print(format_rows(("process", "run", "1st request s", "1st ReceiveMessage s",
-                           "wall s", "exit"), rows))
+                           "CPU s until it", "wall s", "exit"), rows))
         print()
-        print(format_rows(("process", "median s", "min s"),
-                          [(name, *stats(v)) for name, v in results.items()]))
+        print(format_rows(("process", "median s", "min s", "median CPU s", "min CPU s"),
+                          [(name, *stats(v), *stats(cpus[name]))
+                           for name, v in results.items()]))
         if args.importtime:
             for label, cmd_args in (
                     ("import awscollector.cli", ["-c", "import awscollector.cli"]),
@@ -204,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each process (default 7)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per run")
+    parser.add_argument("--compare", metavar="DIR",
+                        help="also time the collector of the checkout in DIR")
     parser.add_argument("--importtime", action="store_true",
                         help="also print the heaviest imports (python -X importtime)")
     parser.add_argument("--top", type=int, default=15, help="how many imports to print")
