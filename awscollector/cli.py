@@ -13,9 +13,12 @@ Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from awscollector.errors import CollectorError
 
@@ -167,9 +170,31 @@ def cmd_validate(args) -> int:
     return 0
 
 
+@contextmanager
+def _loaded_outside_gc() -> Iterator[None]:
+    """Imports with the cyclic garbage collector off, then what they loaded frozen
+    (gc.freeze: kept for good, never walked again). Importing Beam and the collector
+    makes over 200,000 long-lived objects and little garbage (under 2,000 objects
+    here); the collector would walk them again and again while they load, and in
+    every full collection after (0.1 s each here)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def cmd_run(args, beam_args: list[str]) -> int:
-    from awscollector.io.stop import StopSignal
-    from awscollector.pipelines.collector import config_globals, format_summary, run_collector
+    with _loaded_outside_gc():
+        from awscollector.io.stop import StopSignal
+        from awscollector.pipelines.collector import (
+            config_globals,
+            format_summary,
+            run_collector,
+        )
 
     if args.idle_seconds is not None and not args.until_idle:
         print("aws-collector run: --idle-seconds needs --until-idle", file=sys.stderr)

@@ -124,7 +124,9 @@ def timed(cmd: list[str], front: Arrivals, log_path: Path, timeout: float,
     front.reset()
     with open(log_path, "wb") as log:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+        # Run from the log's directory: `python -m` puts the working directory first
+        # on sys.path, ahead of PYTHONPATH (--compare).
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, cwd=log_path.parent,
                                 stdout=log, stderr=subprocess.STDOUT)
         front.reset(proc.pid)
         try:
