@@ -28,6 +28,7 @@ NEVER_IN_RUN = (
     "awscollector.io.prometheus", "awscollector.io.progress",  # no --metrics-port, no tty
     "awscollector.flink.jobserver",
     "apache_beam.runners.portability.prism_runner",
+    "pyarrow.compute",  # only when a Parquet object is read
 )
 
 # Runs `run` in this interpreter, then says which of the modules it loaded.
