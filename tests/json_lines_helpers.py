@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from types import SimpleNamespace
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -16,10 +15,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.s3 import ReadS3Records
-from awscollector.io.sqs import SqsMessage
 from awscollector.pipelines.s3_sqs import ExtractObjects, ParseBatches
 from awscollector.transforms.flatten import flatten
 from awscollector.transforms.formats import Registry
+from tests.s3_steps import embedded_access, notification
 
 
 def compact(record: dict) -> bytes:
@@ -36,30 +35,19 @@ def lines_object(lines: list[bytes]) -> bytes:
     return gzip.compress(b"".join(line + b"\n" for line in lines))
 
 
-def _notification(bucket: str, keys: list[str]) -> SqsMessage:
-    body = json.dumps({"Records": [
-        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "awsRegion": "us-east-1",
-         "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
-    return SqsMessage("non-cloudwatch-logs", "us-east-1", "https://q", "m-1", body)
-
-
 def run_collection(embedded_aws, bucket: str, objects: dict[str, bytes], registry: Registry,
                    types: list[str], flatten_on: bool, events: list[tuple[str, bytes]],
                    dead: list[tuple[str, str, tuple]], skipped: int) -> None:
     """Puts ``objects`` (key -> body) in a new bucket, collects one notification of them
     through the S3 steps, and asserts the (table, message) events, the parse dead letters
     as (code, key, records) and the number of objects skipped on purpose."""
-    from awscollector.io.access import AwsAccess
-
-    access = AwsAccess(SimpleNamespace(endpoint_url=embedded_aws.endpoint_url,
-                                       credentials=SimpleNamespace(access_key="testing",
-                                                                   access_secret="testing")))
+    access = embedded_access(embedded_aws)
     s3 = embedded_aws.client("s3")
     s3.create_bucket(Bucket=bucket)
     for key, body in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     p = TestPipeline()
-    tasks = (p | beam.Create([_notification(bucket, list(objects))])
+    tasks = (p | beam.Create([notification(bucket, list(objects))])
              | beam.ParDo(ExtractObjects(registry, types)).with_outputs(DEAD_LETTER,
                                                                          main="tasks"))
     read = tasks.tasks | beam.ParDo(ReadS3Records(

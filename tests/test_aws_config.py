@@ -8,7 +8,6 @@ import gzip
 import json
 import tracemalloc
 from pathlib import Path
-from types import SimpleNamespace
 
 import apache_beam as beam
 import pytest
@@ -28,7 +27,6 @@ from awscollector.embedded.seed_firehose import (
 from awscollector.errors import CollectorError
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.s3 import ReadS3Records
-from awscollector.io.sqs import SqsMessage
 from awscollector.pipelines.s3_sqs import ExtractObjects, ParseBatches
 from awscollector.transforms import aws_config, cloudtrail
 from awscollector.transforms.aws_config import TABLE, looks_like_config, parse
@@ -36,6 +34,7 @@ from awscollector.transforms.decompress import decompressed_chunks
 from awscollector.transforms.flatten import flatten as flat
 from awscollector.transforms.formats import SKIP, SNIFF, RecordBatch, Registry
 from awscollector.transforms.framing import json_records
+from tests.s3_steps import embedded_access, notification
 
 SAMPLES = Path(__file__).parent / "samples"
 REGISTRY = Registry((aws_config.FORMAT, cloudtrail.FORMAT))
@@ -158,18 +157,7 @@ def test_a_big_snapshot_streams_in_bounded_batches_not_held_whole():
 
 @pytest.fixture
 def s3_access(embedded_aws):
-    from awscollector.io.access import AwsAccess
-
-    return AwsAccess(SimpleNamespace(endpoint_url=embedded_aws.endpoint_url,
-                                     credentials=SimpleNamespace(access_key="testing",
-                                                                 access_secret="testing")))
-
-
-def _notification(bucket: str, keys: list[str]) -> SqsMessage:
-    body = json.dumps({"Records": [
-        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "awsRegion": "us-east-1",
-         "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
-    return SqsMessage("non-cloudwatch-logs", "us-east-1", "https://q", "m-1", body)
+    return embedded_access(embedded_aws)
 
 
 def _more_than(n: int):
@@ -207,7 +195,7 @@ def test_config_files_from_s3_to_events(embedded_aws, s3_access, flatten):
     for name, key in keys.items():
         s3.put_object(Bucket=bucket, Key=key, Body=bodies[name])
     p = TestPipeline()
-    tasks = (p | beam.Create([_notification(bucket, list(keys.values()))])
+    tasks = (p | beam.Create([notification(bucket, list(keys.values()))])
              | beam.ParDo(ExtractObjects(REGISTRY, ["config_logs"])).with_outputs(
                  DEAD_LETTER, main="tasks"))
     read = tasks.tasks | beam.ParDo(ReadS3Records(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import doctest
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import apache_beam as beam
 import pytest
@@ -27,13 +26,13 @@ from awscollector.embedded.seed_firehose import (
 from awscollector.errors import CollectorError
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.s3 import ReadS3Records
-from awscollector.io.sqs import SqsMessage
 from awscollector.pipelines.s3_sqs import ExtractObjects, ParseBatches
 from awscollector.transforms import cloudtrail, cloudwatch_logs, firehose_logs, vpcflow
 from awscollector.transforms.decompress import decompressed_chunks
 from awscollector.transforms.firehose_logs import TABLE, VPC_TABLE, looks_like_payload, parse
 from awscollector.transforms.formats import SKIP, SNIFF, RecordBatch, Registry
 from awscollector.transforms.framing import json_documents
+from tests.s3_steps import embedded_access, notification
 
 SAMPLES = Path(__file__).parent / "samples"
 REGISTRY = Registry((vpcflow.FORMAT, cloudtrail.FORMAT, firehose_logs.FORMAT))
@@ -209,18 +208,7 @@ def test_objects_are_recognized_by_their_first_bytes_not_firehose_keys():
 
 @pytest.fixture
 def s3_access(embedded_aws):
-    from awscollector.io.access import AwsAccess
-
-    return AwsAccess(SimpleNamespace(endpoint_url=embedded_aws.endpoint_url,
-                                     credentials=SimpleNamespace(access_key="testing",
-                                                                 access_secret="testing")))
-
-
-def _notification(bucket: str, keys: list[str]) -> SqsMessage:
-    body = json.dumps({"Records": [
-        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "awsRegion": "us-east-1",
-         "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
-    return SqsMessage("non-cloudwatch-logs", "us-east-1", "https://q", "m-1", body)
+    return embedded_access(embedded_aws)
 
 
 @pytest.mark.parametrize("flatten", [False, True])
@@ -246,7 +234,7 @@ def test_firehose_objects_from_s3_to_events(embedded_aws, s3_access, flatten):
     for key, (body, _) in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     p = TestPipeline()
-    tasks = (p | beam.Create([_notification(bucket, list(objects))])
+    tasks = (p | beam.Create([notification(bucket, list(objects))])
              | beam.ParDo(ExtractObjects(REGISTRY, TYPES)).with_outputs(DEAD_LETTER,
                                                                        main="tasks"))
     read = tasks.tasks | beam.ParDo(ReadS3Records(
