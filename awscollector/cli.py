@@ -97,13 +97,16 @@ def _parser() -> argparse.ArgumentParser:
                           "flight); after a crash, messages come back after this long")
     run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                      help="serve the run's statistics as Prometheus metrics on this port")
-    run.add_argument("--processes", type=_at_least_1, default=1, metavar="N",
+    run.add_argument("--processes", type=_at_least_1, default=None, metavar="N",
                      help="run N collector pipelines as processes (a core each) sharing the "
-                          "queues and the API streams; one summary at the end (default 1)")
+                          "queues and the API streams; one summary and one statistics "
+                          "stream (default: $AWS_COLLECTOR_PROCESSES, else a process per "
+                          "core; 1 on Flink)")
     # What `run --processes N` tells each of its children (pipelines/processes.py).
     run.add_argument("--process-index", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--process-count", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--summary-file", default=None, help=argparse.SUPPRESS)
+    run.add_argument("--stats-file", default=None, help=argparse.SUPPRESS)
     validate = sub.add_parser("validate", help="check a config without touching AWS or Devo")
     validate.add_argument("--config", required=True)
     setup = sub.add_parser("setup", help="create on AWS what the configured services need "
@@ -132,15 +135,23 @@ def _at_least_1(text: str) -> int:
     return value
 
 
-def _load(path: str):
+def _load(path: str, say=None):
+    """The config, or exit 2 with its problems said (on stderr, or by ``say``)."""
     from awscollector.config import ConfigError, load_config
 
     try:
         return load_config(path)
     except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
+        _say([str(problem) for problem in e.problems], say)
         raise SystemExit(2) from None
+
+
+def _say(lines: list[str], say=None) -> None:
+    if say is not None:
+        say(lines)
+        return
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def cmd_validate(args) -> int:
@@ -188,33 +199,43 @@ def _loaded_outside_gc() -> Iterator[None]:
 
 
 def cmd_run(args, beam_args: list[str]) -> int:
-    with _loaded_outside_gc():
-        from awscollector.io.stop import StopSignal
-        from awscollector.pipelines.collector import (
-            config_globals,
-            format_summary,
-            run_collector,
-        )
-
     if args.idle_seconds is not None and not args.until_idle:
         print("aws-collector run: --idle-seconds needs --until-idle", file=sys.stderr)
         return 2
     child = args.process_index is not None
     if child and not (args.process_count and 0 <= args.process_index < args.process_count
-                      and args.summary_file):
-        print("aws-collector run: --process-index needs --process-count and --summary-file",
-              file=sys.stderr)
+                      and args.summary_file and args.stats_file):
+        print("aws-collector run: --process-index needs --process-count, --summary-file "
+              "and --stats-file", file=sys.stderr)
         return 2
-    config = _load(args.config)
+    # A live progress line only for a person watching a backfill: never in a pipe or a
+    # log file, nor in the children of `run --processes` (their supervisor draws it).
+    progress = args.until_idle and sys.stderr.isatty() and not child
+    if not child:
+        count = _process_count(args, beam_args)
+        if count is None:
+            return 2
+        if count > 1:
+            return _run_processes(args, count, progress)
+
+    with _loaded_outside_gc():
+        from awscollector.io.stop import StopSignal
+        from awscollector.pipelines.collector import config_globals, run_collector
+        from awscollector.pipelines.summary import format_summary
+
+    say = None
     process = None
     if child:
-        from awscollector.pipelines.processes import process_tag
+        from awscollector.pipelines.processes import end_with_parent, process_tag, write_error
 
+        end_with_parent()
         process = (args.process_index, args.process_count)
-    setup_logging(config_globals(config).debug, process_tag(*process) if process else None)
-    if args.processes > 1 and not child:
-        return _run_processes(args, beam_args)
 
+        def say(lines: list[str]) -> None:  # the supervisor says it, once for all
+            write_error(args.summary_file, lines)
+
+    config = _load(args.config, say)
+    setup_logging(config_globals(config).debug, process_tag(*process) if process else None)
     stop = StopSignal()
 
     def on_signal(signum, _frame):
@@ -223,31 +244,22 @@ def cmd_run(args, beam_args: list[str]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    if child:
-        from awscollector.pipelines.processes import end_with_parent
-
-        end_with_parent()
     idle = (args.idle_seconds or 10.0) if args.until_idle else None
     try:
-        # A live progress line only for a person watching a backfill: never in a pipe
-        # or a log file, nor in the children of `run --processes` (one stderr for all).
-        progress = args.until_idle and sys.stderr.isatty() and not child
-        metrics_port = args.metrics_port
-        if child and metrics_port is not None:
-            metrics_port += args.process_index  # a port each
         result = run_collector(config, beam_args, idle_seconds=idle, stop=stop,
-                               metrics_port=metrics_port, progress=progress,
+                               metrics_port=None if child else args.metrics_port,
+                               progress=progress,
                                visibility_timeout=args.sqs_visibility_timeout,
-                               process=process)
+                               process=process, stats_file=args.stats_file)
     except Exception as e:
         # One line, the coded one; the traceback only in a debug log.
         error = e if isinstance(e, CollectorError) else CollectorError(
             "RUN-001", f"run failed: {type(e).__name__}: {e}")
         if not isinstance(e, CollectorError):
             log.debug("%s", error, exc_info=e)
-        print(str(error), file=sys.stderr)
+        _say([str(error)], say)
         return 2 if error.code.startswith("CFG-") or error.code == "RUN-004" else 1
-    if child:  # the parent prints one summary of every process
+    if child:  # the supervisor prints one summary of every process
         from awscollector.pipelines.processes import write_summary
 
         write_summary(args.summary_file, result.rows)
@@ -257,21 +269,43 @@ def cmd_run(args, beam_args: list[str]) -> int:
     return 0
 
 
-def _run_processes(args, beam_args: list[str]) -> int:
-    """`run --processes N`: N children run the pipelines; this process supervises."""
-    from awscollector.pipelines.processes import run_processes
-    from awscollector.pipelines.runners import runner_setup
+def _process_count(args, beam_args: list[str]) -> int | None:
+    """How many collector processes this run has; None (after saying why) when the
+    options ask for what cannot be. Without ``--processes``: a process per core on the
+    DirectRunner, one elsewhere (a cluster spreads the work itself)."""
+    from awscollector.pipelines.processes import (
+        PROCESSES_VARIABLE,
+        default_processes,
+        direct_runner,
+    )
 
-    try:  # the Beam options checked once, here, rather than by every child
-        on_flink = runner_setup(beam_args).on_flink
-    except CollectorError as e:
+    if not direct_runner(beam_args):
+        if (args.processes or 1) > 1:
+            print("aws-collector run: --processes is for the DirectRunner; on Flink the "
+                  "cluster's parallelism spreads the work", file=sys.stderr)
+            return None
+        return 1
+    if args.processes is not None:
+        return args.processes
+    try:
+        return default_processes()
+    except ValueError as e:
+        print(f"aws-collector run: {e} (set {PROCESSES_VARIABLE} or --processes)",
+              file=sys.stderr)
+        return None
+
+
+def _run_processes(args, count: int, progress: bool) -> int:
+    """`run --processes N`: N children run the pipelines; this process supervises.
+    Neither Beam nor the config is loaded here: each child checks both (the first
+    error is said once, by this process)."""
+    from awscollector.pipelines.processes import run_processes
+
+    try:
+        return run_processes(args.argv, count, args.metrics_port, progress)
+    except CollectorError as e:  # the metrics port
         print(str(e), file=sys.stderr)
-        return 2
-    if on_flink:
-        print("aws-collector run: --processes is for the DirectRunner; on Flink the "
-              "cluster's parallelism spreads the work", file=sys.stderr)
-        return 2
-    return run_processes(args.argv, args.processes)
+        return 1
 
 
 def peak_memory_mb() -> float:

@@ -444,7 +444,8 @@ def missing(expected: dict[str, int], received: dict[str, int]) -> list[str]:
 def run_demo(out: str = "demo-out", output: str = "syslog") -> int:
     """Runs the demo; ``output`` is "syslog" (the relay), "http" or "both"."""
     from awscollector.config import parse_config
-    from awscollector.pipelines.collector import format_summary, run_collector
+    from awscollector.pipelines.collector import run_collector
+    from awscollector.pipelines.summary import format_summary
 
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,11 @@ import pytest
 from awscollector.embedded.aws import EmbeddedAws
 from awscollector.embedded.certs import TestPki, make_test_pki
 from awscollector.embedded.relay import DevoRelay
+
+# `run` has a process per core by default. The suite's runs (and the subprocesses
+# they start, which inherit this) test one pipeline unless they ask for more:
+# tests/test_processes.py tests the default itself, without this variable.
+os.environ["AWS_COLLECTOR_PROCESSES"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,14 @@ import yaml
 from awscollector.io.checkpoints import CheckpointKey, FileCheckpoints
 from awscollector.io.pullers import ApiStream
 from awscollector.pipelines.api_services import share_streams
-from awscollector.pipelines.processes import exit_code, merge_rows
+from awscollector.pipelines.processes import (
+    PROCESSES_VARIABLE,
+    default_processes,
+    direct_runner,
+    exit_code,
+    merge_rows,
+    usable_cores,
+)
 from tests.test_logs_pipeline import ACCOUNT, fill_group, iso, logs_config
 from tests.test_logs_pipeline import TABLE as LOGS_TABLE
 from tests.vpc_helpers import (
@@ -41,6 +48,11 @@ from tests.vpc_helpers import (
 )
 
 TABLE = "cloud.aws.vpc.flow"
+# The supervisor's statistics line once both processes' events are counted: 6 objects
+# (and the s3:TestEvent, skipped), 1200 events.
+STATS_1200 = re.compile(r"\d INFO awscollector\.io\.stats: stats non-cloudwatch-logs us-east-1: "
+                        r"messages=\d+ objects=6 bytes=\S+ events=1200 "
+                        r"\(cloud\.aws\.vpc\.flow=1200\) dead_lettered=0 ")
 SUMMARY_TOTAL = re.compile(r"^total: (\d+) delivered, (\d+) dead-lettered$", re.MULTILINE)
 GET_OBJECT = re.compile(r" DEBUG (process=\d/2) awscollector\.io\.\w+: s3 GetObject s3://",
                         re.MULTILINE)
@@ -52,14 +64,20 @@ RECEIVE = re.compile(r" DEBUG (process=\d/2) awscollector\.io\.sqs: sqs ReceiveM
 
 
 class Run:
-    """`aws-collector run --processes 2 ...` in the background; output to files."""
+    """`aws-collector run --processes 2 ...` in the background; output to files.
+    With ``default=True``, `run` without --processes nor AWS_COLLECTOR_PROCESSES: a
+    process per core."""
 
-    def __init__(self, workdir: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, *args: str, default: bool = False) -> None:
         self.out_path, self.err_path = workdir / "run.out", workdir / "run.err"
+        env = {**os.environ, **ENV}
+        if default:
+            del env[PROCESSES_VARIABLE]
+        processes = [] if default else ["--processes", "2"]
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "awscollector", "run", "--processes", "2", *args],
-                stdout=out, stderr=err, env={**os.environ, **ENV})
+                [sys.executable, "-m", "awscollector", "run", *processes, *args],
+                stdout=out, stderr=err, env=env)
 
     @property
     def stdout(self) -> str:
@@ -132,19 +150,18 @@ def _not_visible(aws, url: str) -> int:
     return int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def _two_free_ports() -> int:
-    """A port P with P+1 free too, below the ephemeral range (where the runs' own
-    connections would take ports meanwhile)."""
+def _free_port() -> int:
+    """A free port below the ephemeral range (where the runs' own connections would
+    take ports meanwhile)."""
     for _ in range(100):
         port = random.randrange(20000, 30000)
         try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("0.0.0.0", port))
-                b.bind(("0.0.0.0", port + 1))
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", port))
             return port
         except OSError:
             continue
-    raise AssertionError("no two free ports")
+    raise AssertionError("no free port")
 
 
 def _events_served(port: int) -> float:
@@ -214,33 +231,75 @@ def test_processes_must_be_at_least_1(pki, tmp_path):
     assert "--processes: 0 is not 1 or more" in done.stderr
 
 
-@pytest.mark.parametrize("beam_options, says", [
-    (("--runner", "FlinkRunner", "--flink_master", "127.0.0.1:9",
-      "--environment_type=LOOPBACK", "--flink_job_server_jar=/nonexistent.jar"),
-     "aws-collector run: --processes is for the DirectRunner"),
-    (("--bogus_option=1",), "RUN-004 unknown option(s): --bogus_option"),
-], ids=["flink", "unknown-beam-option"])
-def test_processes_refuses_flink_and_bad_beam_options_once(pki, tmp_path, beam_options, says):
+def test_processes_refuses_flink_before_starting_any(pki, tmp_path):
     raw = raw_config(SimpleNamespace(endpoint_url="http://127.0.0.1:9"), SimpleNamespace(port=9),
                      pki, "q", tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "awscollector", "run", "--config",
-         str(_write(tmp_path / "c.yaml", raw)), "--processes", "2", *beam_options],
+         str(_write(tmp_path / "c.yaml", raw)), "--processes", "2", "--runner", "FlinkRunner",
+         "--flink_master", "127.0.0.1:9", "--environment_type=LOOPBACK",
+         "--flink_job_server_jar=/nonexistent.jar"],
         capture_output=True, text=True, timeout=60, env={**os.environ, **ENV})
     assert done.returncode == 2
-    assert done.stderr.count(says) == 1, done.stderr  # said once, by the parent
+    assert done.stderr.count("aws-collector run: --processes is for the DirectRunner") == 1
     assert "process=" not in done.stderr  # no child started
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--bogus_option=1",), "RUN-004 unknown option(s): --bogus_option"),
+    (("--config-is-missing",), "CFG-"),
+], ids=["unknown-beam-option", "missing-config"])
+def test_an_error_every_process_has_is_said_once(pki, tmp_path, args, says):
+    raw = raw_config(SimpleNamespace(endpoint_url="http://127.0.0.1:9"), SimpleNamespace(port=9),
+                     pki, "q", tmp_path)
+    config = str(_write(tmp_path / "c.yaml", raw))
+    if args == ("--config-is-missing",):
+        config, args = str(tmp_path / "missing.yaml"), ()
+    done = subprocess.run(
+        [sys.executable, "-m", "awscollector", "run", "--config", config, "--processes", "2",
+         *args], capture_output=True, text=True, timeout=90, env={**os.environ, **ENV})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count(says) == 1, done.stderr  # both children had it; said once
+    assert re.search(r"process=\d/2 exited with 2", done.stderr)
+    assert done.stdout == ""
+
+
+def test_the_default_is_a_process_per_core_on_the_direct_runner(monkeypatch):
+    monkeypatch.delenv(PROCESSES_VARIABLE, raising=False)
+    assert default_processes() == usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(PROCESSES_VARIABLE, "3")
+    assert default_processes() == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(PROCESSES_VARIABLE, bad)
+        with pytest.raises(ValueError, match=PROCESSES_VARIABLE):
+            default_processes()
+    assert direct_runner([])
+    assert direct_runner(["--runner", "DirectRunner", "--streaming"])
+    assert direct_runner(["--runner=direct"])
+    assert direct_runner(["--runner=apache_beam.runners.direct.direct_runner.DirectRunner"])
+    assert not direct_runner(["--runner=FlinkRunner", "--flink_master=h:8081"])
+    assert not direct_runner(["--runner", "PortableRunner"])
+
+
+def test_a_bad_processes_variable_is_a_usage_error(pki, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "awscollector", "run", "--config", "x.yaml"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, PROCESSES_VARIABLE: "zero"})
+    assert done.returncode == 2
+    assert "AWS_COLLECTOR_PROCESSES='zero' is not a whole number of 1 or more" in done.stderr
 
 
 # ---------------------------------------------------------------------------- runs
 
 
-def test_until_idle_with_two_processes_delivers_each_line_once(embedded_aws, relay, pki,
-                                                              tmp_path):
+@pytest.mark.skipif(usable_cores() != 2, reason="a process per core: two on this machine")
+def test_by_default_a_process_per_core_delivers_each_line_once(embedded_aws, relay, pki,
+                                                               tmp_path):
     bucket, queue, url = setup_queue(embedded_aws)
     path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
-    run = Run(tmp_path, "--config", str(path), "--until-idle", "--idle-seconds", "5")
+    run = Run(tmp_path, "--config", str(path), "--until-idle", "--idle-seconds", "5",
+              default=True)
     try:
         # Both processes poll before the objects arrive, so that both get some.
         run.wait_until(lambda: len(set(RECEIVE.findall(run.stderr))) == 2, 90,
@@ -257,6 +316,7 @@ def test_until_idle_with_two_processes_delivers_each_line_once(embedded_aws, rel
     assert queue_depth(embedded_aws, url) == 0
     assert _summary_total(run.stdout) == (len(expected), 0)
     assert run.stdout.count("Devo table") == 1  # one summary
+    assert "started 2 collector processes" in run.stderr
     reads = GET_OBJECT.findall(run.stderr)
     assert len(reads) == 20
     assert set(reads) == {"process=1/2", "process=2/2"}, "one process did all the work"
@@ -266,18 +326,22 @@ def test_until_idle_with_two_processes_delivers_each_line_once(embedded_aws, rel
 def test_streaming_two_processes_stop_on_sigterm_with_everything_delivered(
         embedded_aws, relay, pki, tmp_path):
     bucket, queue, url = setup_queue(embedded_aws)
-    path = _debug_config(embedded_aws, relay, pki, queue, tmp_path)
-    port = _two_free_ports()
+    raw = raw_config(embedded_aws, relay, pki, queue, tmp_path)
+    raw["globals"]["stats_interval_seconds"] = 1
+    path = _write(tmp_path / "collector.yaml", raw)
+    port = _free_port()
     run = Run(tmp_path, "--config", str(path), "--metrics-port", str(port))  # until stopped
     try:
         run.wait_until(lambda: queue_depth(embedded_aws, url) == 0, 90, "the s3:TestEvent")
         run.wait_until(lambda: len(run.children()) == 2, 10, "two processes")
         objects = seed_objects(embedded_aws, bucket, n=6, m=200)
         run.wait_until(lambda: relay.total() >= 1200, 60, "the 1200 events")
-        # A metrics port each, the first process's and the next: together they count
-        # every event, each its own.
-        run.wait_until(lambda: sum(_events_served(p) for p in (port, port + 1)) == 1200, 30,
-                       "the metrics of both processes to count the 1200 events")
+        # One endpoint, the supervisor's: the sum of both processes' counts.
+        run.wait_until(lambda: _events_served(port) == 1200, 30,
+                       "the metrics to count the 1200 events")
+        # One statistics stream too: the supervisor's lines (untagged), the sums.
+        run.wait_until(lambda: STATS_1200.search(run.stderr), 30,
+                       "a statistics line with the 1200 events")
         run.proc.send_signal(signal.SIGTERM)
         code = run.wait(45)
     finally:
@@ -288,6 +352,8 @@ def test_streaming_two_processes_stop_on_sigterm_with_everything_delivered(
     assert sorted(relay.events(TABLE)) == sorted(expected)
     assert _summary_total(run.stdout) == (len(expected), 0)
     assert queue_depth(embedded_aws, url) == 0
+    assert not re.search(r"process=\d/2 awscollector\.io\.stats", run.stderr), (
+        "a process reported on its own")
     # Each process was told to stop, and ended its run.
     for tag in ("process=1/2", "process=2/2"):
         assert len(re.findall(rf" INFO {tag} awscollector: signal 15: stop polling",
@@ -403,3 +469,16 @@ def test_processes_stop_and_deliver_when_their_supervisor_is_killed(embedded_aws
                           run.stderr)) == both  # each ended its run
     assert sorted(relay.events(TABLE)) == sorted(_all_lines(objects))
     assert queue_depth(embedded_aws, url) == 0
+
+
+def test_the_supervisor_loads_neither_beam_nor_the_config_models():
+    """What the supervisor runs is importable without Beam or pydantic: it starts
+    the children at once, and each loads them itself."""
+    code = ("import sys, awscollector.cli, awscollector.pipelines.processes, "
+            "awscollector.io.stats_files, awscollector.io.progress, "
+            "awscollector.io.prometheus, awscollector.pipelines.summary; "
+            "print(sorted(m for m in ('apache_beam', 'pydantic', 'awscollector.config') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

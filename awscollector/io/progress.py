@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from awscollector.io.stats import Counts, StatsHandle
+from awscollector.io.stats import Counts, StatsView
 
 
 def progress_totals(snapshot: dict[tuple[str, str], Counts], output: str) -> tuple[int, int, int]:
@@ -37,7 +37,7 @@ def _size(file) -> tuple[int, int]:
 
 
 @contextmanager
-def progress_line(stats: StatsHandle, every: float = 0.5, file=None) -> Iterator[None]:
+def progress_line(stats: StatsView, every: float = 0.5, file=None) -> Iterator[None]:
     """Shows the line (on ``file``, stderr by default) while the block runs."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -52,7 +52,7 @@ def progress_line(stats: StatsHandle, every: float = 0.5, file=None) -> Iterator
         shown = 0
         while True:
             stopped = done.wait(every)
-            objects, events, dead = progress_totals(stats.get().snapshot(), stats.output)
+            objects, events, dead = progress_totals(stats.snapshot(), stats.output)
             bar.set_postfix_str(f"objects={objects} dead_lettered={dead}", refresh=False)
             bar.update(events - shown)
             shown = events

@@ -10,7 +10,8 @@ lines (io/stats.py), so both always agree::
     awscollector_api_lag_seconds{service=...,region=...,stream=...} 65.0
     process_resident_memory_bytes 2.2e+08
 
-It shows what this process counts: everything on the DirectRunner; on Flink, use
+It shows what the run counts: everything on the DirectRunner (with ``--processes``,
+the supervisor serves the sum of its processes); on Flink, use
 Flink's own metrics (the Beam counters in namespace ``stats``, ``delivered`` and
 ``deadletter``). prometheus_client is imported only when the endpoint is asked for.
 """
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from awscollector.errors import CollectorError
-from awscollector.io.stats import Counts, StatsHandle
+from awscollector.io.stats import Counts, StatsView
 
 # Counts field -> (metric name without _total, help)
 COUNTERS = {
@@ -38,13 +39,13 @@ COUNTERS = {
 class _StatsCollector:
     """A prometheus_client collector: reads the aggregate at each scrape."""
 
-    def __init__(self, stats: StatsHandle) -> None:
+    def __init__(self, stats: StatsView) -> None:
         self._stats = stats
 
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        snapshot = self._stats.get().snapshot()
+        snapshot = self._stats.snapshot()
         for row in self._stats.rows:  # every configured line, zeros included
             snapshot.setdefault((row.service, row.region), Counts())
         keys = sorted(snapshot)
@@ -73,7 +74,7 @@ class _StatsCollector:
 
 
 @contextmanager
-def serving(stats: StatsHandle, port: int, addr: str = "0.0.0.0") -> Iterator[int]:
+def serving(stats: StatsView, port: int, addr: str = "0.0.0.0") -> Iterator[int]:
     """Serves the endpoint while the block runs; yields the port it listens on."""
     from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 

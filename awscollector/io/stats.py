@@ -34,9 +34,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-from apache_beam.metrics import Metrics
-from apache_beam.utils.shared import Shared
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +44,23 @@ EVENTS = "events"  # EventBridge events on SQS: messages, oldest_unacked
 API = "api"  # AWS API pages: pages, records, lag
 
 COUNTED = ("messages", "objects", "bytes", "pages", "records", "dead_lettered", "skipped")
+
+
+class CountsSource(Protocol):
+    """Where a report reads its counts: a process's aggregate (``ProcessStats``, or
+    ``StatsHandle`` for its run), or the sum of several processes' (io/stats_files.py)."""
+
+    def snapshot(self) -> dict[tuple[str, str], Counts]: ...
+
+    def memory_mb(self) -> float: ...
+
+
+class StatsView(CountsSource, Protocol):
+    """What shows a run's statistics live (progress line, Prometheus) reads: the counts,
+    the configured lines and the output whose deliveries count."""
+
+    rows: tuple[StatsRow, ...]
+    output: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,10 @@ class ProcessStats:
                 out[key] = copy
             return out
 
+    def memory_mb(self) -> float:
+        """The resident memory the counts come from: this process's."""
+        return rss_mb()
+
     def _counts_of(self, service: str, region: str) -> Counts:
         key = (service, region)
         counts = self._counts.get(key)
@@ -178,6 +197,8 @@ class ProcessStats:
         key = (what, service, region)
         counter = self._beam.get(key)
         if counter is None:
+            from apache_beam.metrics import Metrics  # here: a supervisor never loads Beam
+
             # Resolved at each inc() against the step that runs it; outside a step, a no-op.
             counter = self._beam[key] = Metrics.counter("stats", f"{what}|{service}|{region}")
         return counter
@@ -226,6 +247,8 @@ class StatsHandle:
         self.rows = tuple(rows)
         self.interval_seconds = interval_seconds
         self.output = output
+        from apache_beam.utils.shared import Shared
+
         self.owner_pid = os.getpid()  # where the run's own reporter (reporting()) logs
         self._shared = Shared()
         self._box: _Box | None = None
@@ -238,6 +261,13 @@ class StatsHandle:
         if self._box is None:
             self._box = self._shared.acquire(_Box)  # the strong reference keeps it alive
         return self._box.stats
+
+    def snapshot(self) -> dict[tuple[str, str], Counts]:
+        """This process's counts now (see ``ProcessStats.snapshot``)."""
+        return self.get().snapshot()
+
+    def memory_mb(self) -> float:
+        return rss_mb()
 
     def attach(self) -> ProcessStats:
         """For a step's ``setup``: the aggregate; in a worker process (not the one that
@@ -342,11 +372,11 @@ def format_line(row: StatsRow, counts: Counts | None, output: str, rss: float) -
     return " ".join(parts)
 
 
-def report_lines(stats: ProcessStats, rows: Iterable[StatsRow], output: str) -> list[str]:
+def report_lines(stats: CountsSource, rows: Iterable[StatsRow], output: str) -> list[str]:
     """The lines of one report: every row, then what this process counted for a service
     and region no row names (a worker of another run layout)."""
     snapshot = stats.snapshot()
-    rss = rss_mb()
+    rss = stats.memory_mb()
     rows = list(rows)
     named = {(r.service, r.region) for r in rows}
     lines = [format_line(r, snapshot.get((r.service, r.region)), output, rss) for r in rows]
@@ -361,7 +391,7 @@ def report_lines(stats: ProcessStats, rows: Iterable[StatsRow], output: str) -> 
 class StatsReporter:
     """A thread that logs the report every ``interval`` seconds until stopped."""
 
-    def __init__(self, stats: ProcessStats, rows: Iterable[StatsRow], interval: float,
+    def __init__(self, stats: CountsSource, rows: Iterable[StatsRow], interval: float,
                  output: str) -> None:
         self._stats = stats
         self._rows = tuple(rows)

@@ -4,7 +4,7 @@ Usage::
 
     config = load_config("collector.yaml")
     result = run_collector(config, ["--runner=DirectRunner"], idle_seconds=10)
-    print(format_summary(result.rows))
+    print(format_summary(result.rows))   # pipelines/summary.py
 """
 
 from __future__ import annotations
@@ -181,7 +181,8 @@ def build_pipeline(pipeline: beam.Pipeline, config, plans: list[ServicePlan],
 def run_collector(config, beam_args: list[str] | None = None,
                   idle_seconds: float | None = None, stop: StopSignal | None = None,
                   metrics_port: int | None = None, progress: bool = False,
-                  process: tuple[int, int] | None = None, **sqs_options) -> RunResult:
+                  process: tuple[int, int] | None = None, stats_file: str | None = None,
+                  **sqs_options) -> RunResult:
     """Runs every enabled service until idle (idle_seconds) or until ``stop`` is requested.
 
     On the DirectRunner the readers see ``stop`` themselves; on Flink this process
@@ -194,7 +195,9 @@ def run_collector(config, beam_args: list[str] | None = None,
 
     ``process``: (index, count) when this is one of the processes of ``run
     --processes``: the queues' messages are shared by SQS itself, the API streams by
-    ``share_streams`` (pipelines/api_services.py).
+    ``share_streams`` (pipelines/api_services.py). Such a process writes its
+    statistics to ``stats_file`` instead of reporting them: its supervisor reports
+    for the whole run (io/stats_files.py).
     """
     registry = run_registry(config)
     plans = plan_services(config, registry)
@@ -215,7 +218,7 @@ def run_collector(config, beam_args: list[str] | None = None,
         raise CollectorError("RUN-004", f"invalid Beam pipeline option: {e}") from e
     ctx = build_pipeline(pipeline, config, plans, sqs_options, registry, process)
     try:
-        with _live_stats(stats, setup, metrics_port, progress):
+        with _live_stats(stats, setup, metrics_port, progress, stats_file):
             counters = _run(pipeline, setup, ctx, plans, stop, idle_seconds)
     except BaseException as e:
         error = as_collector_error(e)
@@ -274,15 +277,23 @@ def stats_rows(plans: list[ServicePlan]) -> list[StatsRow]:
 
 @contextmanager
 def _live_stats(stats: StatsHandle, setup: RunnerSetup, metrics_port: int | None,
-                progress: bool) -> Iterator[None]:
+                progress: bool, stats_file: str | None = None) -> Iterator[None]:
     """What shows the run's statistics while it runs; stopped (threads joined) after.
 
     On Flink the steps run in SDK workers, which report themselves (io/stats.py),
-    unless they run in this process (``--environment_type=LOOPBACK``)."""
+    unless they run in this process (``--environment_type=LOOPBACK``). A process of
+    ``run --processes`` only writes its counts to ``stats_file``."""
     here = not setup.on_flink or setup.options.get_all_options().get(
         "environment_type") == "LOOPBACK"
     with ExitStack() as stack:
-        if here:
+        if stats_file is not None:
+            from awscollector.io.stats_files import StatsPublisher
+
+            publisher = StatsPublisher(stats, stats_file, stats.rows, stats.interval_seconds,
+                                       stats.output)
+            publisher.start()
+            stack.callback(publisher.stop)
+        elif here:
             stack.enter_context(stats.reporting())
         if metrics_port is not None:
             from awscollector.io.prometheus import serving
@@ -380,17 +391,3 @@ def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
                              dead.get((label, region), 0) if i == 0 else 0))
     return rows
 
-
-def format_summary(rows: list[tuple]) -> str:
-    header = ("service", "region", "Devo table", "delivered", "dead-lettered")
-    table = [header] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(table):
-        lines.append("  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    total = sum(r[3] for r in rows), sum(r[4] for r in rows)
-    lines.append(f"total: {total[0]} delivered, {total[1]} dead-lettered")
-    return "\n".join(lines)

@@ -6,14 +6,21 @@ tell it its index, the count, and where to write its summary rows. They read the
 same queues: SQS hands each message to one of them at a time. The API streams are
 split among them by a stable hash of each stream's key (``share_streams``).
 
-This process (the supervisor) builds no pipeline. It forwards SIGINT and SIGTERM
-to every child; when a child fails it stops the others (SIGTERM: they deliver what
-they hold) and exits with the child's code. At the end it prints one summary, the
-children's rows summed.
+This process (the supervisor) builds no pipeline and loads neither Beam nor the
+config: it starts the children at once, so that they poll as soon as one process
+alone would. It forwards SIGINT and SIGTERM to every child; when a child fails it
+stops the others (SIGTERM: they deliver what they hold), says the child's error
+(once, however many children had it) and exits with the child's code. While they
+run it reports the statistics of all of them as one run (io/stats_files.py); at the
+end it prints one summary, the children's rows summed.
+
+By default a run has a process per core (``default_processes``): on the DirectRunner
+one pipeline keeps one core busy at most.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -23,21 +30,76 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+
+from awscollector.io.stats_files import SummedStats
 
 log = logging.getLogger(__name__)
 
-# The hidden options of a child (cli.py): its index (0-based), the count, and the
-# JSON file it writes its summary rows to when it ends.
+# The hidden options of a child (cli.py): its index (0-based), the count, the JSON
+# file it writes its summary rows (or its error) to when it ends, and the file it
+# keeps its statistics in while it runs.
 INDEX_OPTION = "--process-index"
 COUNT_OPTION = "--process-count"
 SUMMARY_OPTION = "--summary-file"
+STATS_OPTION = "--stats-file"
+
+# Where ``--processes`` is not given: this variable, else a process per core.
+PROCESSES_VARIABLE = "AWS_COLLECTOR_PROCESSES"
+# The runner names that mean the DirectRunner (Beam's own spellings), the only runner
+# with which a pipeline keeps to one process.
+DIRECT_RUNNERS = frozenset({"directrunner", "direct", "bundlebaseddirectrunner",
+                            "switchingdirectrunner"})
 
 
-def child_command(argv: list[str], index: int, count: int, summary: Path) -> list[str]:
+def child_command(argv: list[str], index: int, count: int, summary: Path,
+                  stats: Path) -> list[str]:
     """The command line of child ``index``: this run's arguments and the hidden ones."""
     return [sys.executable, "-m", "awscollector", *argv, INDEX_OPTION, str(index),
-            COUNT_OPTION, str(count), SUMMARY_OPTION, str(summary)]
+            COUNT_OPTION, str(count), SUMMARY_OPTION, str(summary), STATS_OPTION, str(stats)]
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU
+    quota (a container's ``--cpus``)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))  # rounded up
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def default_processes() -> int:
+    """``run``'s process count when ``--processes`` is not given: the environment's
+    ``AWS_COLLECTOR_PROCESSES``, else a process per usable core. ValueError when the
+    variable is not a whole number of 1 or more."""
+    text = os.environ.get(PROCESSES_VARIABLE, "").strip()
+    if not text:
+        return usable_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{PROCESSES_VARIABLE}={text!r} is not a whole number of 1 or more")
+    return value
+
+
+def direct_runner(beam_args: list[str]) -> bool:
+    """Whether the Beam options name the DirectRunner (or no runner: the default).
+    Read here, without loading Beam, so that the children start at once."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--runner", default=None)
+    known, _ = parser.parse_known_args(beam_args)
+    runner = known.runner
+    return runner is None or runner.rsplit(".", 1)[-1].lower() in DIRECT_RUNNERS
 
 
 def process_tag(index: int, count: int) -> str:
@@ -59,16 +121,36 @@ def end_with_parent() -> None:
 
 def write_summary(path: str | os.PathLike, rows: list[tuple]) -> None:
     """A child's summary rows, written whole or not at all (the supervisor reads them)."""
+    _write_json(path, {"rows": [list(row) for row in rows]})
+
+
+def write_error(path: str | os.PathLike, lines: list[str]) -> None:
+    """A child's error (what a run alone prints on stderr), for the supervisor to say
+    once rather than each child in turn."""
+    _write_json(path, {"error": lines})
+
+
+def _write_json(path: str | os.PathLike, document: dict) -> None:
     tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps([list(row) for row in rows]))
+    tmp.write_text(json.dumps(document))
     os.replace(tmp, path)
 
 
-def read_summary(path: Path) -> list[tuple] | None:
+def _read_json(path: Path) -> dict:
     try:
-        return [tuple(row) for row in json.loads(path.read_text())]
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def read_summary(path: Path) -> list[tuple] | None:
+    rows = _read_json(path).get("rows")
+    return None if rows is None else [tuple(row) for row in rows]
+
+
+def read_error(path: Path) -> list[str]:
+    return list(_read_json(path).get("error", []))
 
 
 def merge_rows(parts: list[list[tuple]]) -> list[tuple]:
@@ -104,9 +186,14 @@ class Supervisor:
         self.argv, self.count, self.workdir = argv, count, workdir
         self.children: list[subprocess.Popen] = []
         self.stopping = False  # SIGINT or SIGTERM reached this process
+        self.stats = SummedStats(self.stats_path(i) for i in range(count))
+        self._said: set[str] = set()  # error lines already on stderr
 
     def summary_path(self, index: int) -> Path:
         return self.workdir / f"summary-{index}.json"
+
+    def stats_path(self, index: int) -> Path:
+        return self.workdir / f"stats-{index}.json"
 
     def on_signal(self, signum: int, _frame) -> None:
         self.stopping = True
@@ -123,7 +210,8 @@ class Supervisor:
 
     def start(self) -> None:
         for index in range(self.count):
-            command = child_command(self.argv, index, self.count, self.summary_path(index))
+            command = child_command(self.argv, index, self.count, self.summary_path(index),
+                                    self.stats_path(index))
             # stdout and stderr inherited: the children's log lines (tagged) go where
             # ours go; they print nothing on stdout.
             self.children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
@@ -132,8 +220,9 @@ class Supervisor:
         log.info("started %d collector processes: pids %s", self.count,
                  " ".join(str(c.pid) for c in self.children))
 
-    def wait(self) -> int:
-        """Waits for every child; returns the run's exit code (the first failure's)."""
+    def wait(self, ticking=None) -> int:
+        """Waits for every child; returns the run's exit code (the first failure's).
+        ``ticking``: called every tenth of a second meanwhile."""
         failed = 0
         running = set(range(self.count))
         while running:
@@ -142,6 +231,7 @@ class Supervisor:
                 if returncode is None:
                     continue
                 running.discard(index)
+                self._say_error(index)
                 code = exit_code(returncode, self.stopping)
                 if code and not failed:
                     failed = code
@@ -150,9 +240,18 @@ class Supervisor:
                     log.error("%s %s: stopping the other processes", process_tag(
                         index, self.count), how)
                     self._send(signal.SIGTERM)
+            if ticking is not None:
+                ticking()
             if running:
                 time.sleep(0.1)
         return failed
+
+    def _say_error(self, index: int) -> None:
+        """A child's error lines on stderr, those no other child said before."""
+        for line in read_error(self.summary_path(index)):
+            if line not in self._said:
+                self._said.add(line)
+                print(line, file=sys.stderr, flush=True)
 
     def end(self) -> None:
         """On the way out after an error of this process: no child left behind."""
@@ -169,18 +268,52 @@ class Supervisor:
         return merge_rows(parts)
 
 
-def run_processes(argv: list[str], count: int) -> int:
+class _Reports:
+    """The run's statistics lines, started once a child has said what its lines are
+    (its config's services and interval: this process never reads the config)."""
+
+    def __init__(self, stats: SummedStats, stack: ExitStack) -> None:
+        self._stats, self._stack = stats, stack
+        self._started = False
+
+    def __call__(self) -> None:
+        if self._started or not self._stats.ready():
+            return
+        self._started = True
+        if self._stats.interval_seconds > 0:
+            from awscollector.io.stats import StatsReporter
+
+            reporter = StatsReporter(self._stats, self._stats.rows,
+                                     self._stats.interval_seconds, self._stats.output)
+            reporter.start()
+            self._stack.callback(reporter.stop)
+
+
+def run_processes(argv: list[str], count: int, metrics_port: int | None = None,
+                  progress: bool = False) -> int:
     """Runs ``count`` children of ``argv`` (the arguments of this ``run``) to their end;
-    prints the one summary. Returns the exit code: 0, or the failed child's (1 or 2)."""
-    from awscollector.pipelines.collector import format_summary
+    prints the one summary. Returns the exit code: 0, or the failed child's (1 or 2).
+
+    While they run: the statistics lines of the whole run, and with ``metrics_port``
+    or ``progress`` its Prometheus endpoint or progress line (io/stats_files.py)."""
+    from awscollector.pipelines.summary import format_summary
 
     workdir = Path(tempfile.mkdtemp(prefix="aws-collector-"))
     supervisor = Supervisor(argv, count, workdir)
     previous = {s: signal.signal(s, supervisor.on_signal)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        supervisor.start()
-        code = supervisor.wait()
+        with ExitStack() as stack:
+            if metrics_port is not None:  # bound first: a port in use fails the run early
+                from awscollector.io.prometheus import serving
+
+                stack.enter_context(serving(supervisor.stats, metrics_port))
+            supervisor.start()
+            if progress:
+                from awscollector.io.progress import progress_line
+
+                stack.enter_context(progress_line(supervisor.stats))
+            code = supervisor.wait(_Reports(supervisor.stats, stack))
         if code:
             return code
         rows = supervisor.rows()
