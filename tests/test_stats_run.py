@@ -126,16 +126,18 @@ def test_a_streaming_run_logs_and_serves_its_real_counts(embedded_aws, relay, pk
     assert all(0 <= b - a <= 3 for a, b in zip(seconds, seconds[1:], strict=False)), stamps
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_run_by_hand_in_a_terminal_shows_the_progress_line(embedded_aws, relay, pki,
-                                                             tmp_path):
+                                                             tmp_path, processes):
+    """With 2 processes the supervisor draws it, from both processes' counts."""
     bucket, queue, url = setup_queue(embedded_aws)
     seed_objects(embedded_aws, bucket, n=3, m=200)
     path = _config(embedded_aws, relay, pki, queue, tmp_path, interval=300)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "awscollector", "run", "--config", str(path), "--until-idle",
-         "--idle-seconds", "2"], stdout=subprocess.PIPE, stderr=slave, text=True,
-        env={**os.environ, **ENV})
+         "--idle-seconds", "2", "--processes", processes], stdout=subprocess.PIPE,
+        stderr=slave, text=True, env={**os.environ, **ENV})
     os.close(slave)
     seen = bytearray()
 
