@@ -45,30 +45,24 @@ from vpc_flow_bench import (
     Seeded,
     add_output_args,
     add_phase_args,
-    baseline_note,
-    check_collector,
+    add_processes_arg,
     close_relay,
-    collector_command,
     count_failures,
     dispatch,
     exit_failures,
     finish,
-    measure,
-    num,
     parse_failures,
-    per_cpu,
-    per_cpu_table,
     phase_records,
-    phase_runs,
-    print_cpu_per_event,
     print_machine,
-    print_ratios,
+    print_process_summary,
+    process_summary,
+    process_table,
     relay_context,
     relay_socket,
     relay_spec,
-    summarize,
+    run_phases,
     syslog_header,
-    worker_command,
+    worker_share,
 )
 
 TABLE = "cloud.aws.cloudtrail.events"
@@ -88,9 +82,8 @@ def baseline_worker(spec: dict) -> int:
     hostname = socket.gethostname()
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     started = time.monotonic()
-    keys = [obj["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"])
-            for obj in page.get("Contents", ())]
+    keys = worker_share([obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=spec["bucket"]) for obj in page.get("Contents", ())], spec)
     events = 0
     with relay_socket(context, spec) as sock:
         for key in keys:
@@ -139,13 +132,6 @@ def seed(aws, megabytes: float, objects: int) -> Seeded:
     return Seeded(keys, bodies, events, raw, packed, queue_url, time.monotonic() - started)
 
 
-def rearm(aws, seeded: Seeded) -> None:
-    """Put every object again, so that the queue announces them for another phase."""
-    s3 = aws.client("s3", REGION)
-    for key, body in zip(seeded.keys, seeded.bodies, strict=True):
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-
-
 def collector_config(aws, relay, pki, workdir: Path, readers: int, auto_event_type: bool,
                      flatten: bool) -> dict:
     from awscollector.embedded.config import embedded_config
@@ -190,7 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="collector only: one table per service (the baseline does not)")
     parser.add_argument("--flatten", action="store_true",
                         help="collector only: flatten: true (the baseline does not)")
-    add_phase_args(parser)
+    add_phase_args(parser, rounds_help="measure each phase this many times, alternating "
+                                       "(default 2)", rounds=2)
+    add_processes_arg(parser)
     add_output_args(parser)
     args = parser.parse_args(argv)
     if args.mb <= 0 or args.objects < 1 or args.rounds < 1 or args.readers < 1:
@@ -222,47 +210,29 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             aws, relay, pki, workdir, args.readers, args.auto_event_type, args.flatten)))
         spec = {"endpoint_url": aws.endpoint_url, "region": REGION, "bucket": BUCKET,
                 **relay_spec(relay, pki)}
-        commands = {"baseline": worker_command(__file__, spec),
-                    "collector": collector_command(config_path, args)}
-        phases: list[Phase] = []
-        failures: list[str] = []
-        collector_runs = 0
-        for round_, name, log_path in phase_runs(args, workdir):
-            if name == "collector" and collector_runs:
-                rearm(aws, seeded)  # the previous collector phase emptied the queue
-            phase = measure(name, round_, commands[name], relay, seeded.events,
-                            seeded.uncompressed_bytes, log_path, args.timeout)
-            phases.append(phase)
-            failures += check(name, phase, relay, log_path, args.auto_event_type)
-            if name == "collector":
-                collector_runs += 1
-                failures += check_collector(aws, seeded, workdir)
-            print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, "
-                  f"wall {phase.wall:.2f}s, CPU {phase.cpu:.1f}s"
-                  f"{baseline_note(name, log_path)}", flush=True)
+        phases, failures = run_phases(
+            args, workdir, aws, relay, seeded, __file__, spec, config_path,
+            lambda name, phase, relay, log_path: check(name, phase, relay, log_path,
+                                                       args.auto_event_type))
 
     print()
-    print(per_cpu_table(phases))
+    print(process_table(phases, cpu_rates=True))
     options = " ".join(o for o, on in (("auto_event_type", args.auto_event_type),
                                        ("flatten", args.flatten)) if on)
     print(f"\n{seeded.events:,} events in {len(seeded.keys)} files, "
           f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed. events/s and MB/s: over "
           "active time (startup in, idle tail out); steady events/s: the relay's first event "
-          "to its last; per CPU-s: of the measured process alone. Collector "
-          f"readers={args.readers}{', ' + options if options else ''}.")
-    print_cpu_per_event(phases)
-
-    summary = summarize(phases, {
-        "median_events_per_cpu_second": lambda p: per_cpu(p)[0] or 0.0})
-    ratio = print_ratios(summary, (("median events per CPU second",
-                                    "median_events_per_cpu_second"),))
+          "to its last; CPU and per CPU-s: the measured process and its children. Collector "
+          f"readers={args.readers}{', ' + options if options else ''}.\n")
+    summary = process_summary(phases)
+    ratios = print_process_summary(summary)
 
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({
             "events": seeded.events, "objects": len(seeded.keys),
             "uncompressed_bytes": seeded.uncompressed_bytes,
             "phases": phase_records(phases, cpu=True),
-            "summary": summary, "ratio": ratio, "target": TARGET_RATIO,
+            "summary": summary, "ratios": ratios, "target": TARGET_RATIO,
             "failures": failures}, indent=2) + "\n")
     return finish(failures)
 

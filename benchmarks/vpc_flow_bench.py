@@ -59,6 +59,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from process_tree import PeakMemory, tree_cpu_seconds
+
 TABLE = "cloud.aws.vpc.flow"
 REGION = "us-east-1"
 BUCKET = "bench-flow-logs"
@@ -107,6 +109,34 @@ def relay_spec(relay, pki) -> dict:
             "key": str(pki.client_key)}
 
 
+def worker_share(keys: list[str], spec: dict) -> list[str]:
+    """A baseline worker's objects: with N workers, the ones whose index mod N is its own."""
+    return keys[spec.get("index", 0)::spec.get("processes", 1)]
+
+
+def baseline_parent(spec: dict) -> int:
+    """The baseline's N-process form: N loop processes (this script again), each with
+    its share of the objects and its own TLS connection, waited for here. Prints their
+    figures summed (the loop's seconds: the slowest); 1 if one of them failed."""
+    count = spec["processes"]
+    workers = [subprocess.Popen(worker_command(sys.argv[0], {**spec, "index": i}),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+               for i in range(count)]
+    results, failed = [], 0
+    for worker in workers:
+        out, _ = worker.communicate()
+        failed = failed or worker.returncode
+        try:
+            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            pass
+    print(json.dumps({"workers": len(results),
+                      "objects": sum(r["objects"] for r in results),
+                      "events": sum(r["events"] for r in results),
+                      "loop_seconds": max((r["loop_seconds"] for r in results), default=0)}))
+    return 1 if failed or len(results) < count else 0
+
+
 def baseline_worker(spec: dict) -> int:
     import boto3
 
@@ -114,9 +144,8 @@ def baseline_worker(spec: dict) -> int:
     context = relay_context(spec)
     hostname = socket.gethostname()
     started = time.monotonic()
-    keys = [obj["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"])
-            for obj in page.get("Contents", ())]
+    keys = worker_share([obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=spec["bucket"]) for obj in page.get("Contents", ())], spec)
     events = 0
     with relay_socket(context, spec) as sock:
         for key in keys:
@@ -213,6 +242,8 @@ class Phase(Rates, CpuPerEvent):
     uncompressed_bytes: int
     cpu_first: float | None = None
     cpu_last: float | None = None
+    processes: int = 1  # the loop's or the collector's worker processes
+    supervisor_rss_mb: float | None = None  # with processes > 1: the parent's own peak
 
 
 def machine_busy_seconds() -> float | None:
@@ -249,19 +280,19 @@ def processes_cpu_seconds(pids: list[int]) -> float | None:
     return total
 
 
-def child_cpu_seconds(pid: int) -> float | None:
-    """User + system seconds a running process (its threads) has used so far."""
-    return processes_cpu_seconds([pid])
-
-
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
 
 
 def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes: int,
-            log_path: Path, timeout: float) -> Phase:
+            log_path: Path, timeout: float, processes: int = 1) -> Phase:
     """Run cmd; time it against the relay's count; peak RSS (VmHWM) and CPU (wait4).
+
+    CPU is the whole process tree's: wait4's rusage includes the descendants the
+    process reaped, and the steady samples sum the live tree (process_tree.py).
+    With ``processes`` > 1 the work is done by cmd's children: peak RSS is the
+    largest child's, and the parent's own is reported apart.
 
     Also what the moto server, this process (the relay) and the rest of the
     machine used of the CPUs meanwhile, so that a disturbed run shows.
@@ -276,9 +307,9 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
     first = active = None
     first_count = 0
     cpu_first = cpu_last = None
-    peak_kb = 0
+    memory = PeakMemory(proc.pid)
     while True:
-        peak_kb = max(peak_kb, vm_hwm_kb(proc.pid))
+        memory.sample()
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             wall = time.monotonic() - start
@@ -287,7 +318,7 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
             # Returns as soon as the relay has recorded the first, then the last, event.
             if relay.wait_for_total(1 if first is None else expected, POLL_SECONDS):
                 seen = time.monotonic() - start
-                cpu_now = child_cpu_seconds(proc.pid)  # its CPU at this event, for steady
+                cpu_now = tree_cpu_seconds(proc.pid)  # its CPU at this event, for steady
                 count = relay.total()
                 if first is None:
                     first, first_count, cpu_first = seen, count, cpu_now
@@ -315,25 +346,16 @@ def measure(name: str, round_: int, cmd: list[str], relay, expected: int, nbytes
         active = wall
     if first is None and received:
         first, first_count = active, received
+    # Not wait4's ru_maxrss: on Linux a child inherits the high-water mark of the
+    # process that spawned it across fork and exec, here this benchmark's own.
+    # One process: the largest of the tree (a collector left to its default process
+    # count is a supervisor too, and its children are what use the memory).
+    peak, supervisor = memory.max_mb, None
+    if processes > 1:
+        peak, supervisor = memory.max_child_mb or 0.0, memory.root_mb
     return Phase(name, round_, expected, received, wall, active, first, first_count, cpu,
-                 peak_kb / 1024, aws_cpu, relay_cpu, other, proc.returncode, nbytes,
-                 cpu_first, cpu_last)
-
-
-def vm_hwm_kb(pid: int) -> int:
-    """The peak RSS of a running process (VmHWM), 0 once it is gone.
-
-    Not wait4's ru_maxrss: on Linux a child inherits the high-water mark of the
-    process that spawned it across fork and exec, here this benchmark's own.
-    """
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+                 peak, aws_cpu, relay_cpu, other, proc.returncode, nbytes,
+                 cpu_first, cpu_last, processes, supervisor)
 
 
 # -- seeding
@@ -380,9 +402,7 @@ def seed(aws, lines: int, objects: int) -> Seeded:
 
 def rearm(aws, seeded: Seeded) -> None:
     """Announce every object again (put them again), for another collector phase."""
-    s3 = aws.client("s3", REGION)
-    for key, body in zip(seeded.keys, seeded.bodies, strict=True):
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    rearm_objects(aws, seeded, BUCKET)
 
 
 def queue_depth(aws, url: str) -> int:
@@ -427,20 +447,6 @@ def num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(phases: list[Phase]) -> str:
-    return format_rows(
-        ("phase", "round", "events", "wall s", "active s", "1st event s", "events/s",
-         "MB/s", "steady events/s", "peak RSS MB", "CPU s", "CPU µs/event",
-         "steady CPU µs/event", "moto CPU s", "relay CPU s", "other CPU s"),
-        [(p.phase, str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
-          num(p.active, ".2f"), num(p.first_event, ".2f"),
-          f"{p.events_per_second:,.0f}", f"{p.mb_per_second:.1f}",
-          num(p.steady_events_per_second, ",.0f"), f"{p.peak_rss_mb:.0f}",
-          f"{p.cpu:.1f}", f"{p.cpu_us_per_event:.2f}", num(p.steady_cpu_us_per_event, ".2f"),
-          num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}", num(p.other_cpu, ".1f"))
-         for p in phases])
-
-
 def per_cpu(phase: Phase) -> tuple[float | None, float | None]:
     """Events and MB per CPU second of the measured process."""
     if phase.cpu <= 0:
@@ -480,28 +486,6 @@ def phase_records(phases: list[Phase], cpu: bool = False) -> list[dict]:
             record["events_per_cpu_second"], record["mb_per_cpu_second"] = per_cpu(p)
         records.append(record)
     return records
-
-
-def print_cpu_per_event(phases: list[Phase]) -> None:
-    """CPU µs per event of each phase (the lowest round: other load only adds to it),
-    with start-up and at steady state, and the collector's over the baseline's."""
-    lows: dict[str, tuple[float, float | None]] = {}
-    for name in ("baseline", "collector"):
-        mine = [p for p in phases if p.phase == name]
-        if mine:
-            steady = [p.steady_cpu_us_per_event for p in mine
-                      if p.steady_cpu_us_per_event is not None]
-            lows[name] = (min(p.cpu_us_per_event for p in mine),
-                          min(steady) if steady else None)
-    for name, (overall, steady) in lows.items():
-        print(f"{name} CPU µs/event: {overall:.2f} with start-up, "
-              f"{num(steady, '.2f')} at steady state (lowest round)")
-    if len(lows) == 2:
-        (b, b_steady), (c, c_steady) = lows["baseline"], lows["collector"]
-        line = f"collector/baseline CPU per event: {c / b:.2f}x with start-up"
-        if b_steady and c_steady:
-            line += f", {c_steady / b_steady:.2f}x at steady state"
-        print(line)
 
 
 def summarize(phases: list[Phase],
@@ -587,7 +571,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--readers", type=int, default=1,
                         help="the collector's SQS readers (config `readers`, default 1)")
     add_phase_args(parser, rounds_help="measure each phase this many times, alternating; the "
-                                       "verdict compares the best round of each (default 3)",
+                                       "verdict compares the best round of each (default 2)",
+                   rounds=2,
                    collector_arg_help="extra argument for `aws-collector run` (a Beam "
                                       "option), repeatable: "
                                       "--collector-arg=--runner=DirectRunner")
@@ -596,6 +581,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how the relay answers the collector's close: its own TLS "
                              "close_notify (default), or a bare close, which the collector "
                              "trusts only after a grace period")
+    add_processes_arg(parser)
     add_output_args(parser)
     args = parser.parse_args(argv)
     if args.lines < 1 or args.objects < 1 or args.objects > args.lines:
@@ -608,6 +594,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def add_phase_args(
         parser: argparse.ArgumentParser,
         rounds_help: str = "measure each phase this many times, alternating (default 3)",
+        rounds: int = 3,
         collector_arg_help: str = "extra argument for `aws-collector run` (a Beam option), "
                                   "repeatable",
         workdir_help: str = "keep config, logs and certificates here "
@@ -615,7 +602,7 @@ def add_phase_args(
     """The options of a baseline-against-collector benchmark's phases."""
     parser.add_argument("--idle-seconds", type=float, default=2.0,
                         help="the collector's --idle-seconds (default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help=rounds_help)
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
     parser.add_argument("--only", choices=("baseline", "collector"),
                         help="run one phase only (no ratio)")
     parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
@@ -625,6 +612,24 @@ def add_phase_args(
     parser.add_argument("--workdir", help=workdir_help)
 
 
+def process_counts(text: str) -> list[int]:
+    """``--processes 1,2``: the process counts to measure, each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give counts of 1 or more, as 1,2")
+    return sorted(set(counts))
+
+
+def add_processes_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processes", type=process_counts, default=[1, 2], metavar="N,M",
+                        help="worker processes to measure each phase with: the baseline's "
+                             "loop processes (each its share of the objects, its own TLS "
+                             "connection) and `run --processes N` (default 1,2)")
+
+
 def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", help="also write the results here as JSON")
     parser.add_argument("--baseline-worker", help=argparse.SUPPRESS)
@@ -632,9 +637,13 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
 
 def dispatch(args: argparse.Namespace, worker: Callable[[dict], int], prefix: str,
              run: Callable[[argparse.Namespace, Path], int]) -> int:
-    """The baseline worker if this process is one, else the benchmark in its workdir."""
+    """The baseline worker (or the parent of N of them) if this process is one, else
+    the benchmark in its workdir."""
     if args.baseline_worker:
-        return worker(json.loads(args.baseline_worker))
+        spec = json.loads(args.baseline_worker)
+        if spec.get("processes", 1) > 1 and "index" not in spec:
+            return baseline_parent(spec)
+        return worker(spec)
     return in_workdir(args, prefix, run)
 
 
@@ -657,14 +666,22 @@ def print_machine() -> None:
           "relay and the measured process share them", flush=True)
 
 
-def worker_command(script: str, spec: dict) -> list[str]:
-    """The baseline: ``script`` run again as its own worker process."""
+def worker_command(script: str, spec: dict, processes: int = 1) -> list[str]:
+    """The baseline: ``script`` run again as its own worker process (with ``processes``
+    > 1, as the parent of that many workers)."""
+    if processes > 1:
+        spec = {**spec, "processes": processes}
     return [sys.executable, str(Path(script).resolve()), "--baseline-worker", json.dumps(spec)]
 
 
-def collector_command(config_path: Path, args: argparse.Namespace) -> list[str]:
+def collector_command(config_path: Path, args: argparse.Namespace,
+                      processes: int | None = None) -> list[str]:
+    """``aws-collector run``; with ``processes``, ``--processes N`` (else run's default:
+    a process per core)."""
+    count = [] if processes is None else ["--processes", str(processes)]
     return [sys.executable, "-m", "awscollector", "run", "--config", str(config_path),
-            "--until-idle", "--idle-seconds", str(args.idle_seconds), *args.collector_arg]
+            "--until-idle", "--idle-seconds", str(args.idle_seconds), *count,
+            *args.collector_arg]
 
 
 def phase_runs(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[int, str, Path]]:
@@ -676,6 +693,140 @@ def phase_runs(args: argparse.Namespace, workdir: Path) -> Iterator[tuple[int, s
                 continue
             print(f"round {round_}: {name} ...", flush=True)
             yield round_, name, workdir / f"{name}-{round_}.log"
+
+
+def process_phase_runs(args: argparse.Namespace,
+                       workdir: Path) -> Iterator[tuple[int, str, int, Path]]:
+    """(round, phase, processes, its log) for each phase to run: every phase with every
+    process count, the order reversed every other round (B1 C1 B2 C2, C2 B2 C1 B1, ...)."""
+    runs = [(name, n) for n in args.processes for name in ("baseline", "collector")
+            if not args.only or name == args.only]
+    for round_ in range(1, args.rounds + 1):
+        for name, n in runs if round_ % 2 else runs[::-1]:
+            print(f"round {round_}: {name}, {n} process{'es' if n > 1 else ''} ...", flush=True)
+            yield round_, name, n, workdir / f"{name}-p{n}-{round_}.log"
+
+
+def process_table(phases: list[Phase], cpu_rates: bool = False) -> str:
+    """Every phase: rates, CPU per event (the process tree's), peak RSS per process."""
+    header = ("phase", "proc", "round", "events", "wall s", "1st event s", "active s",
+              "events/s", "MB/s", "steady events/s", "CPU s", "start-up CPU s",
+              "CPU µs/event", "steady CPU µs/event", "peak RSS MB/process",
+              "supervisor RSS MB", "moto CPU s", "relay CPU s", "other CPU s")
+    if cpu_rates:
+        header += ("events/CPU-s",)
+    rows = []
+    for p in phases:
+        row = (p.phase, str(p.processes), str(p.round), f"{p.received:,}", f"{p.wall:.2f}",
+               num(p.first_event, ".2f"), num(p.active, ".2f"), f"{p.events_per_second:,.0f}",
+               f"{p.mb_per_second:.1f}", num(p.steady_events_per_second, ",.0f"),
+               f"{p.cpu:.1f}", num(p.cpu_first, ".2f"), f"{p.cpu_us_per_event:.2f}",
+               num(p.steady_cpu_us_per_event, ".2f"), f"{p.peak_rss_mb:.0f}",
+               num(p.supervisor_rss_mb, ".0f"), num(p.aws_cpu, ".1f"), f"{p.relay_cpu:.1f}",
+               num(p.other_cpu, ".1f"))
+        if cpu_rates:
+            row += (num(per_cpu(p)[0], ",.0f"),)
+        rows.append(row)
+    return format_rows(header, rows)
+
+
+def _low(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _high(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def process_summary(phases: list[Phase]) -> dict[str, dict[str, float | None]]:
+    """Per phase and process count ("collector/2"): the best round of each figure
+    (other load only slows a phase down or adds CPU to it), and the medians of
+    events/s and of the start-up figures."""
+    summary = {}
+    for name in ("baseline", "collector"):
+        for n in sorted({p.processes for p in phases}):
+            mine = [p for p in phases if p.phase == name and p.processes == n]
+            if not mine:
+                continue
+            summary[f"{name}/{n}"] = {
+                "processes": n, "rounds": len(mine),
+                "best_events_per_second": max(p.events_per_second for p in mine),
+                "median_events_per_second": statistics.median(p.events_per_second
+                                                              for p in mine),
+                "best_steady_events_per_second": _high([p.steady_events_per_second
+                                                        for p in mine]),
+                "lowest_cpu_us_per_event": min(p.cpu_us_per_event for p in mine),
+                "lowest_steady_cpu_us_per_event": _low([p.steady_cpu_us_per_event
+                                                        for p in mine]),
+                "peak_rss_mb_per_process": max(p.peak_rss_mb for p in mine),
+                "supervisor_rss_mb": _high([p.supervisor_rss_mb for p in mine]),
+                "median_first_event_seconds": statistics.median(
+                    p.first_event for p in mine if p.first_event is not None)
+                if any(p.first_event is not None for p in mine) else None,
+                "median_startup_cpu_seconds": statistics.median(
+                    p.cpu_first for p in mine if p.cpu_first is not None)
+                if any(p.cpu_first is not None for p in mine) else None,
+            }
+    return summary
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def print_process_summary(summary: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """The summary table, then the ratios: collector/baseline (CPU per event, events/s)
+    per process count, and N-process/1-process events/s per phase. Returns the ratios."""
+    rows = [(key.split("/")[0], str(s["processes"]), str(s["rounds"]),
+             f"{s['best_events_per_second']:,.0f} / {s['median_events_per_second']:,.0f}",
+             num(s["best_steady_events_per_second"], ",.0f"),
+             f"{s['lowest_cpu_us_per_event']:.2f}",
+             num(s["lowest_steady_cpu_us_per_event"], ".2f"),
+             f"{s['peak_rss_mb_per_process']:.0f}", num(s["supervisor_rss_mb"], ".0f"),
+             num(s["median_first_event_seconds"], ".2f"),
+             num(s["median_startup_cpu_seconds"], ".2f"))
+            for key, s in summary.items()]
+    print(format_rows(("phase", "proc", "rounds", "events/s best / median",
+                       "steady events/s best", "CPU µs/event lowest",
+                       "steady CPU µs/event lowest", "peak RSS MB/process",
+                       "supervisor RSS MB", "1st event s median", "start-up CPU s median"),
+                      rows))
+    ratios: dict[str, float] = {}
+    counts = sorted({int(s["processes"]) for s in summary.values()})
+    for n in counts:
+        b, c = summary.get(f"baseline/{n}"), summary.get(f"collector/{n}")
+        if not (b and c):
+            continue
+        cpu = _ratio(c["lowest_cpu_us_per_event"], b["lowest_cpu_us_per_event"])
+        steady = _ratio(c["lowest_steady_cpu_us_per_event"], b["lowest_steady_cpu_us_per_event"])
+        rate = _ratio(c["best_events_per_second"], b["best_events_per_second"])
+        ratios[f"collector/baseline cpu per event, {n}"] = cpu
+        ratios[f"collector/baseline steady cpu per event, {n}"] = steady
+        ratios[f"collector/baseline events/s, {n}"] = rate
+        verdict = "PASS" if rate >= TARGET_RATIO else "BELOW"
+        print(f"{n} process{'es' if n > 1 else ''}: collector/baseline CPU per event "
+              f"{cpu:.2f}x with start-up, {num(steady, '.2f')}x at steady state; best "
+              f"events/s {rate:.2f} (target >= {TARGET_RATIO}): {verdict}")
+    for name in ("baseline", "collector"):
+        one = summary.get(f"{name}/{counts[0]}")
+        for n in counts[1:]:
+            more = summary.get(f"{name}/{n}")
+            if not (one and more):
+                continue
+            best = _ratio(more["best_events_per_second"], one["best_events_per_second"])
+            median = _ratio(more["median_events_per_second"], one["median_events_per_second"])
+            steady = _ratio(more["best_steady_events_per_second"],
+                            one["best_steady_events_per_second"])
+            cpu = _ratio(more["lowest_steady_cpu_us_per_event"],
+                         one["lowest_steady_cpu_us_per_event"])
+            ratios[f"{name} events/s, {n}/{counts[0]}"] = best
+            ratios[f"{name} steady events/s, {n}/{counts[0]}"] = steady
+            print(f"{name} {n}/{counts[0]} processes: events/s {best:.2f} (best), "
+                  f"{median:.2f} (median), steady events/s {num(steady, '.2f')}; steady CPU "
+                  f"per event {num(cpu, '.2f')}x")
+    return ratios
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
@@ -701,63 +852,63 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             collector_config(aws, relay, pki, workdir, args.readers)))
         spec = {"endpoint_url": aws.endpoint_url, "region": REGION, "bucket": BUCKET,
                 **relay_spec(relay, pki)}
-        commands = {"baseline": worker_command(__file__, spec),
-                    "collector": collector_command(config_path, args)}
-
-        phases: list[Phase] = []
-        failures: list[str] = []
-        collector_runs = 0
-        for round_, name, log_path in phase_runs(args, workdir):
-            if name == "collector" and collector_runs:
-                rearm(aws, seeded)  # the previous collector phase emptied the queue
-            phase = measure(name, round_, commands[name], relay, seeded.events,
-                            seeded.uncompressed_bytes, log_path, args.timeout)
-            phases.append(phase)
-            failures += check(name, phase, relay, log_path)
-            if name == "collector":
-                collector_runs += 1
-                failures += check_collector(aws, seeded, workdir)
-            active = "-" if phase.active is None else f"{phase.active:.2f}s"
-            print(f"  {phase.received:,} events, active {active}, wall {phase.wall:.2f}s"
-                  f"{baseline_note(name, log_path)}", flush=True)
+        phases, failures = run_phases(args, workdir, aws, relay, seeded, __file__, spec,
+                                      config_path, check)
 
     print()
-    print(format_table(phases))
+    print(process_table(phases))
     print(f"\n{seeded.events:,} events in {len(seeded.keys)} objects, "
           f"{seeded.uncompressed_bytes / 1e6:.1f} MB uncompressed. events/s and MB/s: over "
           "active time, from process start to the relay having every event (startup in, "
-          "idle tail out); steady events/s: from the relay's first event to its last. "
-          f"Collector readers={args.readers}, --idle-seconds {args.idle_seconds:g}.")
-    print_cpu_per_event(phases)
-
-    ratio = median_ratio = None
-    best, medians = {}, {}
-    for name in ("baseline", "collector"):
-        rates = [p.events_per_second for p in phases if p.phase == name]
-        if rates:
-            best[name], medians[name] = max(rates), statistics.median(rates)
-    if len(best) == 2:
-        # Other load on the machine only ever slows a phase down: the best round of each
-        # is the nearest to an undisturbed figure (as timeit takes the minimum).
-        ratio = best["collector"] / best["baseline"]
-        median_ratio = medians["collector"] / medians["baseline"]
-        verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW"
-        what = f"best of {args.rounds} " if args.rounds > 1 else ""
-        print(f"collector/baseline {what}events/s: {best['collector']:,.0f} / "
-              f"{best['baseline']:,.0f} = {ratio:.2f}  (target >= {TARGET_RATIO}): "
-              f"{verdict}")
-        if args.rounds > 1:
-            print(f"(medians: {medians['collector']:,.0f} / {medians['baseline']:,.0f} = "
-                  f"{median_ratio:.2f})")
+          "idle tail out); steady events/s: from the relay's first event to its last. CPU: "
+          "the measured process and its children. "
+          f"Collector readers={args.readers}, --idle-seconds {args.idle_seconds:g}.\n")
+    summary = process_summary(phases)
+    ratios = print_process_summary(summary)
 
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({
             "events": seeded.events, "objects": len(seeded.keys),
             "uncompressed_bytes": seeded.uncompressed_bytes,
-            "phases": phase_records(phases),
-            "ratio": ratio, "median_ratio": median_ratio, "target": TARGET_RATIO,
-            "failures": failures}, indent=2) + "\n")
+            "phases": phase_records(phases), "summary": summary, "ratios": ratios,
+            "target": TARGET_RATIO, "failures": failures}, indent=2) + "\n")
     return finish(failures)
+
+
+def run_phases(args: argparse.Namespace, workdir: Path, aws, relay, seeded: Seeded,
+               script: str, spec: dict, config_path: Path,
+               check_phase: Callable[[str, Phase, object, Path], list[str]],
+               ) -> tuple[list[Phase], list[str]]:
+    """Every phase of every round, with every process count; each checked (check_phase,
+    and for the collector the queue and the dead letters). The objects are put again
+    before every collector phase but the first, so that the queue announces them."""
+    phases: list[Phase] = []
+    failures: list[str] = []
+    collector_runs = 0
+    for round_, name, n, log_path in process_phase_runs(args, workdir):
+        if name == "collector" and collector_runs:
+            rearm_objects(aws, seeded, spec["bucket"])
+        command = (worker_command(script, spec, n) if name == "baseline"
+                   else collector_command(config_path, args, n))
+        phase = measure(name, round_, command, relay, seeded.events,
+                        seeded.uncompressed_bytes, log_path, args.timeout, n)
+        phases.append(phase)
+        found = check_phase(name, phase, relay, log_path)
+        if name == "collector":
+            collector_runs += 1
+            found += check_collector(aws, seeded, workdir)
+        failures += [f"[{n} proc] {f}" for f in found]
+        print(f"  {phase.received:,} events, active {num(phase.active, '.2f')}s, wall "
+              f"{phase.wall:.2f}s, CPU {phase.cpu:.1f}s, peak RSS {phase.peak_rss_mb:.0f} MB"
+              f"{baseline_note(name, log_path)}", flush=True)
+    return phases, failures
+
+
+def rearm_objects(aws, seeded: Seeded, bucket: str) -> None:
+    """Put every object again in ``bucket``, so that the queue announces it again."""
+    s3 = aws.client("s3", REGION)
+    for key, body in zip(seeded.keys, seeded.bodies, strict=True):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def exit_failures(name: str, phase: Phase, log_path: Path) -> list[str]:
