@@ -25,8 +25,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) benchmarks/vpc_flow_bench.py --processes 1,2 --rounds 2
-	$(PY) benchmarks/cloudtrail_bench.py --processes 1,2 --rounds 2
+	$(PY) benchmarks/vpc_flow_bench.py --processes 1,2
+	$(PY) benchmarks/cloudtrail_bench.py --processes 1,2
 	$(PY) benchmarks/cloudwatch_logs_bench.py
 
 # Starts its own Flink cluster (flink/cluster.py; java and mvn the first time), stops it.

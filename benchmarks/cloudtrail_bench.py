@@ -176,8 +176,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="collector only: one table per service (the baseline does not)")
     parser.add_argument("--flatten", action="store_true",
                         help="collector only: flatten: true (the baseline does not)")
-    add_phase_args(parser, rounds_help="measure each phase this many times, alternating "
-                                       "(default 2)", rounds=2)
+    add_phase_args(parser)
     add_processes_arg(parser)
     add_output_args(parser)
     args = parser.parse_args(argv)

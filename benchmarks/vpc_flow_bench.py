@@ -571,8 +571,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--readers", type=int, default=1,
                         help="the collector's SQS readers (config `readers`, default 1)")
     add_phase_args(parser, rounds_help="measure each phase this many times, alternating; the "
-                                       "verdict compares the best round of each (default 2)",
-                   rounds=2,
+                                       "verdict compares the best round of each (default 3)",
                    collector_arg_help="extra argument for `aws-collector run` (a Beam "
                                       "option), repeatable: "
                                       "--collector-arg=--runner=DirectRunner")
@@ -594,7 +593,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def add_phase_args(
         parser: argparse.ArgumentParser,
         rounds_help: str = "measure each phase this many times, alternating (default 3)",
-        rounds: int = 3,
         collector_arg_help: str = "extra argument for `aws-collector run` (a Beam option), "
                                   "repeatable",
         workdir_help: str = "keep config, logs and certificates here "
@@ -602,7 +600,7 @@ def add_phase_args(
     """The options of a baseline-against-collector benchmark's phases."""
     parser.add_argument("--idle-seconds", type=float, default=2.0,
                         help="the collector's --idle-seconds (default 2)")
-    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    parser.add_argument("--rounds", type=int, default=3, help=rounds_help)
     parser.add_argument("--only", choices=("baseline", "collector"),
                         help="run one phase only (no ratio)")
     parser.add_argument("--collector-arg", action="append", default=[], metavar="ARG",
