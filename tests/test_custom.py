@@ -22,6 +22,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from awscollector.config import ConfigError, CustomS3, parse_config, summary
 from awscollector.errors import CollectorError
+from awscollector.io.counters import RunCounts
 from awscollector.io.deadletter import DEAD_LETTER
 from awscollector.io.s3 import FormatBatch, ObjectTask
 from awscollector.io.sqs import SqsMessage
@@ -359,7 +360,7 @@ def test_config_of_sources(tmp_path):
     assert registry["custom-s3.inventory"].header == FIRST_LINE
     counters = {("delivered", "devo_1|custom-s3.myapp|eu-west-1|my.app.login"): 5,
                 ("deadletter", "custom-s3.myapp|eu-west-1"): 2}
-    assert summary_rows(counters, plans, "devo_1") == [
+    assert summary_rows(RunCounts.from_counters(counters), plans, "devo_1") == [
         ("custom-s3.myapp", "eu-west-1", "my.app.login", 5, 2),
         ("custom-s3.inventory", "us-east-2", "shop.inventory.{key.1}", 0, 0)]
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
+from awscollector.io.counters import DeadLetterKey
 from awscollector.io.stats import attached
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class _WriteDeadLettersFn(beam.DoFn):
         log.warning("%s dead-lettered (%s, %s): %s %s", entry.code, entry.service, entry.region,
                     entry.error, json.dumps(entry.source, default=str)[:300])
         self._pending.setdefault(entry.service, []).append(entry.to_json())
-        Metrics.counter("deadletter", f"{entry.service}|{entry.region}").inc()
+        DeadLetterKey(entry.service, entry.region).counter().inc()
         key = (entry.service, entry.region)
         self._written[key] = self._written.get(key, 0) + 1
 

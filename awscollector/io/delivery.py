@@ -36,6 +36,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from awscollector.errors import CollectorError
+from awscollector.io.counters import DeliveredKey
 from awscollector.io.stats import StatsHandle, attached
 from awscollector.io.stop import GIVE_UP_SECONDS, StopSignal
 
@@ -306,7 +307,7 @@ class BatchingWriteFn(beam.DoFn):
             table, service, region = key
             counters = (Metrics.counter("devo", f"events|{table}"),
                         Metrics.counter("devo", f"bytes|{table}"),
-                        Metrics.counter("delivered", f"{self._name}|{service}|{region}|{table}"))
+                        DeliveredKey(self._name, service, region, table).counter())
             self._counters[key] = counters
         counters[0].inc(events)
         counters[1].inc(nbytes)

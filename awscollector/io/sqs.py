@@ -49,6 +49,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from awscollector.awserrors import aws_error
 from awscollector.flink.partition import spread_keys
 from awscollector.io.access import AwsAccess
+from awscollector.io.counters import STATS, stats_name
 from awscollector.io.stats import StatsHandle, attached
 from awscollector.io.stop import StopSignal
 
@@ -268,7 +269,7 @@ class _ReadSqsFn(beam.DoFn):
         gauge = self._oldest.get(queue)
         if gauge is None:
             gauge = self._oldest[queue] = Metrics.gauge(
-                "stats", f"oldest_unacked_seconds|{queue.service}|{queue.region}")
+                STATS, stats_name("oldest_unacked_seconds", queue.service, queue.region))
         return gauge
 
     def _idle_for(self, queue: SqsQueue) -> float:

@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from awscollector.io.counters import STATS, stats_name
+
 log = logging.getLogger(__name__)
 
 # What a service reads from: the fields its line shows besides the common ones.
@@ -200,7 +202,7 @@ class ProcessStats:
             from apache_beam.metrics import Metrics  # here: a supervisor never loads Beam
 
             # Resolved at each inc() against the step that runs it; outside a step, a no-op.
-            counter = self._beam[key] = Metrics.counter("stats", f"{what}|{service}|{region}")
+            counter = self._beam[key] = Metrics.counter(STATS, stats_name(what, service, region))
         return counter
 
     # -- a Flink worker's own reporter

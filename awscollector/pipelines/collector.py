@@ -22,6 +22,7 @@ from apache_beam.runners.runner import PipelineState
 from awscollector.errors import CollectorError, as_collector_error
 from awscollector.io.access import AwsAccess
 from awscollector.io.checkpoints import checkpoints_from_config
+from awscollector.io.counters import DeadLetterKey, DeliveredKey, RunCounts
 from awscollector.io.deadletter import DEAD_LETTER, DeadLetterTarget, WriteDeadLetters
 from awscollector.io.delivery import STOPPED_UNCONFIRMED
 from awscollector.io.devo import DevoTarget, WriteToDevo
@@ -34,6 +35,7 @@ from awscollector.pipelines.event_services import EVENT_SERVICES, expand_events
 from awscollector.pipelines.idle import ApisCaughtUp, QueuesIdle
 from awscollector.pipelines.runners import RunnerSetup, runner_setup
 from awscollector.pipelines.s3_services import S3_SERVICES, expand_s3, group_label, share_queues
+from awscollector.pipelines.summary import SummaryRow
 from awscollector.transforms.formats import Registry
 from awscollector.transforms.registry import default_registry
 
@@ -119,8 +121,7 @@ def run_registry(config) -> Registry:
 
 @dataclass
 class RunResult:
-    rows: list[tuple[str, str, str, int, int]] = field(default_factory=list)
-    # (service, region, table, delivered, dead-lettered)
+    rows: list[SummaryRow] = field(default_factory=list)
 
 
 def output_transform(name: str, output, access: AwsAccess | None = None,
@@ -227,8 +228,10 @@ def run_collector(config, beam_args: list[str] | None = None,
         # Stopped in time rather than waiting for a slow receiver: not a failure. The
         # pipeline's counters died with it; this process's statistics hold the same.
         log.warning("%s", error)
-        counters = stats_counters(stats.get().snapshot())
-    return RunResult(summary_rows(counters, plans, list(config.outputs)[0]))
+        return RunResult(summary_rows(stats_counts(stats.get().snapshot()), plans,
+                                      list(config.outputs)[0]))
+    return RunResult(summary_rows(RunCounts.from_counters(counters), plans,
+                                  list(config.outputs)[0]))
 
 
 def _run(pipeline: beam.Pipeline, setup: RunnerSetup, ctx: RunContext,
@@ -253,15 +256,15 @@ def _run(pipeline: beam.Pipeline, setup: RunnerSetup, ctx: RunContext,
 
 
 
-def stats_counters(snapshot: dict[tuple[str, str], Counts]) -> dict[tuple[str, str], int]:
-    """The summary's counters (as ``beam_counters`` gives them) from this process's
-    statistics, for a run whose pipeline ended without its counters."""
-    counters: dict[tuple[str, str], int] = {}
-    for (service, region), counts in snapshot.items():
-        for (output, table), n in counts.events.items():
-            counters[("delivered", f"{output}|{service}|{region}|{table}")] = n
-        counters[("deadletter", f"{service}|{region}")] = counts.dead_lettered
-    return counters
+def stats_counts(snapshot: dict[tuple[str, str], Counts]) -> RunCounts:
+    """The summary's counts from this process's statistics, for a run whose pipeline
+    ended without its counters."""
+    counts = RunCounts()
+    for (service, region), c in snapshot.items():
+        for (output, table), n in c.events.items():
+            counts.delivered[DeliveredKey(output, service, region, table)] = n
+        counts.dead_lettered[DeadLetterKey(service, region)] = c.dead_lettered
+    return counts
 
 
 def stats_rows(plans: list[ServicePlan]) -> list[StatsRow]:
@@ -362,20 +365,15 @@ def beam_counters(result) -> dict[tuple[str, str], int]:
     return counters
 
 
-def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
-                 output: str) -> list[tuple]:
-    """(service, region, table, delivered to ``output``, dead-lettered) rows."""
+def summary_rows(counts: RunCounts, plans: list[ServicePlan], output: str
+                 ) -> list[SummaryRow]:
+    """The summary's rows: what each service and region delivered to ``output``."""
     delivered: dict[tuple[str, str, str], int] = {}
-    dead: dict[tuple[str, str], int] = {}
-    for (ns, name), value in counters.items():
-        if ns == "delivered":
-            out, service, region, table = name.split("|", 3)
-            if out == output:
-                delivered[(service, region, table)] = delivered.get(
-                    (service, region, table), 0) + value
-        elif ns == "deadletter":
-            service, region = name.split("|", 1)
-            dead[(service, region)] = dead.get((service, region), 0) + value
+    for key, value in counts.delivered.items():
+        if key.output == output:
+            at = (key.service, key.region, key.table)
+            delivered[at] = delivered.get(at, 0) + value
+    dead = {(key.service, key.region): value for key, value in counts.dead_lettered.items()}
     rows = []
     shown = set()  # audit-events-all has an S3 plan and an API plan: its rows once
     for plan in plans:
@@ -387,7 +385,8 @@ def summary_rows(counters: dict[tuple[str, str], int], plans: list[ServicePlan],
             tables = sorted(t for (s, r, t) in delivered if s == label and r == region)
             tables = tables or [plan.default_table]
             for i, table in enumerate(tables):
-                rows.append((label, region, table, delivered.get((label, region, table), 0),
-                             dead.get((label, region), 0) if i == 0 else 0))
+                rows.append(SummaryRow(label, region, table,
+                                       delivered.get((label, region, table), 0),
+                                       dead.get((label, region), 0) if i == 0 else 0))
     return rows
 

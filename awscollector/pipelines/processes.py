@@ -34,6 +34,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from awscollector.io.stats_files import SummedStats
+from awscollector.pipelines.summary import SummaryRow, format_summary
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def end_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def write_summary(path: str | os.PathLike, rows: list[tuple]) -> None:
+def write_summary(path: str | os.PathLike, rows: list[SummaryRow]) -> None:
     """A child's summary rows, written whole or not at all (the supervisor reads them)."""
     _write_json(path, {"rows": [list(row) for row in rows]})
 
@@ -144,16 +145,16 @@ def _read_json(path: Path) -> dict:
     return document if isinstance(document, dict) else {}
 
 
-def read_summary(path: Path) -> list[tuple] | None:
+def read_summary(path: Path) -> list[SummaryRow] | None:
     rows = _read_json(path).get("rows")
-    return None if rows is None else [tuple(row) for row in rows]
+    return None if rows is None else [SummaryRow(*row) for row in rows]
 
 
 def read_error(path: Path) -> list[str]:
     return list(_read_json(path).get("error", []))
 
 
-def merge_rows(parts: list[list[tuple]]) -> list[tuple]:
+def merge_rows(parts: list[list[SummaryRow]]) -> list[SummaryRow]:
     """The children's summary rows summed per (service, region, table), in the order
     they first appear. A child that delivered nothing for a service shows its default
     table with 0: such a row is dropped when another child names a table there."""
@@ -166,7 +167,7 @@ def merge_rows(parts: list[list[tuple]]) -> list[tuple]:
     tables: dict[tuple[str, str], int] = {}
     for service, region, _ in sums:
         tables[(service, region)] = tables.get((service, region), 0) + 1
-    return [(service, region, table, delivered, dead)
+    return [SummaryRow(service, region, table, delivered, dead)
             for (service, region, table), (delivered, dead) in sums.items()
             if delivered or dead or tables[(service, region)] == 1]
 
@@ -260,7 +261,7 @@ class Supervisor:
             for child in self.children:
                 child.wait()
 
-    def rows(self) -> list[tuple] | None:
+    def rows(self) -> list[SummaryRow] | None:
         """The children's summary rows, merged; None if one wrote none."""
         parts = [read_summary(self.summary_path(i)) for i in range(self.count)]
         if any(part is None for part in parts):
@@ -296,8 +297,6 @@ def run_processes(argv: list[str], count: int, metrics_port: int | None = None,
 
     While they run: the statistics lines of the whole run, and with ``metrics_port``
     or ``progress`` its Prometheus endpoint or progress line (io/stats_files.py)."""
-    from awscollector.pipelines.summary import format_summary
-
     workdir = Path(tempfile.mkdtemp(prefix="aws-collector-"))
     supervisor = Supervisor(argv, count, workdir)
     previous = {s: signal.signal(s, supervisor.on_signal)

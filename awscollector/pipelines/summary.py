@@ -6,9 +6,20 @@ it for its children without loading Beam.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
-def format_summary(rows: list[tuple]) -> str:
-    """``rows``: (service, region, Devo table, delivered, dead-lettered)."""
+
+class SummaryRow(NamedTuple):
+    """A line of the summary: what a service delivered in a region to a Devo table."""
+
+    service: str
+    region: str
+    table: str
+    delivered: int  # events confirmed by the run's first output
+    dead_lettered: int  # the service's dead-letter entries there (on its first row)
+
+
+def format_summary(rows: list[SummaryRow]) -> str:
     header = ("service", "region", "Devo table", "delivered", "dead-lettered")
     table = [header] + [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
