@@ -25,6 +25,7 @@ import yaml
 from awscollector.embedded.config import embedded_config
 from awscollector.embedded.seed import vpc_key
 from awscollector.embedded.seed_apis import put_log_group
+from awscollector.pipelines.processes import usable_cores
 from tests.vpc_helpers import ENV, put_object, queue_depth, setup_queue, tagged_lines, unique
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +143,10 @@ def test_the_image_collects_as_a_non_root_user_into_its_volume(container, embedd
                   "/etc/aws-collector/collector.yaml", "--until-idle", "--idle-seconds", "3")
 
     assert ran.returncode == 0, ran.stderr[-3000:]
+    cores = usable_cores()  # the container's: no CPU limit here
+    if cores > 1:  # the default: a collector process per core, one summary
+        assert f"started {cores} collector processes" in ran.stderr, ran.stderr[-3000:]
+        assert ran.stdout.count("Devo table") == 1
     assert sorted(relay.events("cloud.aws.vpc.flow")) == sorted(lines)
     delivered_logs = [json.loads(e)["message"] for e in relay.events("cloud.aws.cloudwatch.logs")]
     assert sorted(delivered_logs) == sorted(messages)
