@@ -5,10 +5,13 @@ from __future__ import annotations
 import apache_beam as beam
 import pytest
 
+from awscollector.embedded.relay import CloseFirst, DevoRelay
 from awscollector.errors import CollectorError, as_collector_error
+from awscollector.io.delivery import DeliveryFailed
 from awscollector.io.devo import (
     DevoTarget,
     EventBatch,
+    SyslogTransport,
     WriteToDevo,
     encode_batch,
     syslog_header,
@@ -138,3 +141,58 @@ def relay_tcp():
 
     with DevoRelay(None) as r:
         yield r
+
+
+# -- TLS session resumption: a connection per flush, a full handshake only for the first
+
+
+def _deliver(transport: SyslogTransport, messages: list[bytes]) -> str:
+    receipt = transport.deliver([transport.prepare("my.app.test.table", messages)])
+    receipt.settle()
+    return receipt.how
+
+
+def test_flushes_after_the_first_resume_the_tls_session_and_are_still_confirmed(pki, relay):
+    transport = SyslogTransport(target(pki, relay), hostname="h")
+    hows = [_deliver(transport, [f"flush {n} event {i}".encode() for i in range(2000)])
+            for n in range(3)]
+    # Every flush confirmed by the relay's close_notify, as without resumption.
+    assert hows == ["close_notify"] * 3
+    assert relay.events("my.app.test.table") == [f"flush {n} event {i}" for n in range(3)
+                                                 for i in range(2000)]
+    assert transport.handshakes == {"full": 1, "resumed": 2}
+    # The relay saw it too: two of its handshakes resumed a session it had issued.
+    assert relay._context.session_stats()["hits"] == 2
+
+
+def test_a_relay_that_issues_no_session_tickets_gets_full_handshakes(pki, relay):
+    relay._context.num_tickets = 0  # TLS 1.3: nothing to resume with
+    transport = SyslogTransport(target(pki, relay), hostname="h")
+    assert [_deliver(transport, [b"event %d" % n]) for n in range(3)] == ["close_notify"] * 3
+    assert relay.events("my.app.test.table") == ["event 0", "event 1", "event 2"]
+    assert transport.handshakes == {"full": 3, "resumed": 0}
+
+
+def test_a_relay_that_refuses_the_offered_session_still_gets_the_flush(pki):
+    # A restarted relay (or another one behind the same address) has other ticket keys:
+    # the session offered is refused, the handshake is a full one, the flush confirmed.
+    with DevoRelay(pki) as first:
+        transport = SyslogTransport(target(pki, first), hostname="h")
+        assert _deliver(transport, [b"before"]) == "close_notify"
+        port = first.port
+    with DevoRelay(pki, port=port) as second:
+        assert _deliver(transport, [b"after"]) == "close_notify"
+        assert _deliver(transport, [b"again"]) == "close_notify"
+        assert second.events("my.app.test.table") == ["after", "again"]
+        assert second._context.session_stats()["hits"] == 1
+    assert transport.handshakes == {"full": 2, "resumed": 1}
+
+
+def test_after_a_failed_flush_the_next_connection_makes_a_full_handshake(pki, relay):
+    transport = SyslogTransport(target(pki, relay), hostname="h", timeout=5)
+    assert _deliver(transport, [b"one"]) == "close_notify"
+    relay.add_fault(CloseFirst(after_bytes=1000, reset_after=0.05))
+    with pytest.raises(DeliveryFailed):
+        _deliver(transport, [b"x" * 100 for _ in range(1000)])
+    assert _deliver(transport, [b"two"]) == "close_notify"
+    assert transport.handshakes == {"full": 2, "resumed": 1}

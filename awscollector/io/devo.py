@@ -28,6 +28,12 @@ delivered only on evidence that the relay read all of it:
 Anything else (the relay spoke or closed first, a reset, a TLS alert, a
 timeout without progress) is no confirmation: the flush is sent again on a new
 connection. See docs/delivery.md.
+
+A connection per flush costs a TLS handshake per flush. The TLS context (CA chain,
+certificate and key, read from disk) is made once per transport, and each new
+connection offers the session of the last confirmed one: a relay that accepts it
+resumes it (no certificates exchanged, no signatures), one that does not does a
+full handshake. Resumption changes nothing in how a flush is confirmed.
 """
 
 from __future__ import annotations
@@ -44,8 +50,7 @@ import time
 from dataclasses import dataclass
 
 import apache_beam as beam
-from devo.sender import Sender, SenderConfigSSL, SenderConfigTCP
-from devo.sender.data import DevoSenderException
+from devo.sender import Sender
 
 from awscollector.io.delivery import (
     BatchingWriteFn,
@@ -59,6 +64,7 @@ __all__ = ["DevoTarget", "EventBatch", "SyslogTransport", "WriteToDevo", "encode
 
 log = logging.getLogger(__name__)
 
+TICKET_WAIT = 0.1  # seconds a small flush may wait for the relay's TLS 1.3 session ticket
 SEND_CHUNK = 256 * 1024  # the send timeout applies per chunk: a slow relay that reads is fine
 _TCP_ESTABLISHED, _TCP_CLOSE, _TCP_CLOSE_WAIT = 1, 7, 8  # linux/tcp_states.h
 _HAS_TCP_INFO = hasattr(socket, "TCP_INFO") and hasattr(termios, "TIOCOUTQ")
@@ -105,13 +111,25 @@ def encode_batch(header: bytes, messages: list[bytes]) -> bytes:
         [header + messages[0], *messages[1:-1], messages[-1] + b"\n"])
 
 
+def client_context(target: DevoTarget) -> ssl.SSLContext:
+    """The TLS context devo-sdk's Sender makes for a target with chain, certificate and
+    key: the chain as the only trusted CAs, the relay's host name checked, TLS 1.2 or
+    1.3, our client certificate."""
+    context = ssl.create_default_context(cafile=target.chain)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(certfile=target.cert, keyfile=target.key)
+    return context
+
+
 class SyslogTransport:
     """Delivers flushes to a Devo relay, one connection per flush, and confirms them.
 
-    devo-sdk's Sender opens the connection (TLS context from the chain,
-    certificate and key); we write with blocking sends of our own, because the
-    Sender's ``send_raw`` retries a partial non-blocking write from the start,
-    which can duplicate or garble a large batch.
+    The connection is made as devo-sdk's Sender makes it (``client_context``), but
+    with one context for all of them and the last session offered for resumption
+    (the Sender makes a new context, and a full handshake, per connection). We write
+    with blocking sends, because the Sender's ``send_raw`` retries a partial
+    non-blocking write from the start, which can duplicate or garble a large batch.
     """
 
     def __init__(self, target: DevoTarget, hostname: str | None = None,
@@ -124,6 +142,12 @@ class SyslogTransport:
         # bare when all went well, so a bare close from it is no confirmation.
         self._answers_close_notify = False
         self._sending: socket.socket | None = None  # the connection of a delivery going on
+        self._context: ssl.SSLContext | None = None  # made on the first connection
+        # The TLS session of the last flush the relay confirmed, offered by the next
+        # connection for resumption; None after a failure (a full handshake next).
+        self._session: ssl.SSLSession | None = None
+        self._expect_ticket = True  # whether the last TLS 1.3 connection got a ticket
+        self.handshakes = {"full": 0, "resumed": 0}  # TLS connections made, by kind
 
     # -- Transport
 
@@ -144,6 +168,7 @@ class SyslogTransport:
                 raise DeliveryFailed("OUT-002", f"not confirmed: {spoke}")
             receipt = self._close_and_confirm(sock)
         except (DeliveryFailed, OSError) as e:  # OSError: reset, broken pipe, timeout, alert
+            self._session = None  # the next attempt starts afresh
             if isinstance(e, DeliveryFailed):
                 code, message = e.code, e.message
             else:
@@ -170,37 +195,70 @@ class SyslogTransport:
     def _connect(self) -> socket.socket:
         address = (self.target.address, self.target.port)
         try:
-            if self.target.type == "TCP":
-                config = SenderConfigTCP(address=address)
-            else:
-                config = SenderConfigSSL(address=address, key=self.target.key,
-                                         cert=self.target.cert, chain=self.target.chain)
-            sender = Sender(config=config, timeout=self.timeout,
-                            logger=logging.getLogger("devo.sender"))
-        except (DevoSenderException, OSError) as e:
-            raise DeliveryFailed("OUT-001", _one_line(str(e))) from None
-        sock, sender.socket = sender.socket, None  # ours now; the Sender must not close it
-        sock.settimeout(self.timeout)
-        return sock
+            sock = socket.create_connection(address, timeout=self.timeout)
+        except OSError as e:
+            raise DeliveryFailed("OUT-001", _one_line(f"cannot connect: {e}")) from None
+        # The payload goes in large writes; the small ones (handshake, close_notify) must
+        # not wait for an ACK: with Nagle's rule a resumed handshake's close_notify
+        # waited for the relay's delayed ACK, 40 ms a flush.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.target.type == "TCP":
+            return sock
+        try:
+            if self._context is None:
+                self._context = client_context(self.target)
+            tls = self._context.wrap_socket(sock, server_hostname=self.target.address,
+                                            session=self._session)
+        except OSError as e:  # ssl.SSLError included: unreadable files, a refused handshake
+            _close_quietly(sock)
+            self._session = None
+            raise DeliveryFailed("OUT-001", self._explain(
+                sock, f"TLS handshake failed: {e}", _alert_of(e))) from None
+        self.handshakes["resumed" if tls.session_reused else "full"] += 1
+        return tls
 
     def _close_and_confirm(self, sock: socket.socket) -> Receipt:
         """Say we are done and wait for the relay's answer; see the module docstring."""
         if isinstance(sock, ssl.SSLSocket):
+            session = self._resumable_session(sock)  # kept only if the relay confirms
             try:
                 raw = sock.unwrap()  # our close_notify; returns on the relay's
             except ssl.SSLEOFError:  # closed without close_notify: a bare close
-                return self._bare_close(sock)
+                receipt = self._bare_close(sock)
+                self._session = session
+                return receipt
             if _tcp_state(raw) == _TCP_CLOSE:
                 _close_quietly(raw)
                 raise DeliveryFailed("OUT-002", "not confirmed: the relay reset the connection "
                                                 "right after its close_notify")
             _close_quietly(raw)
             self._answers_close_notify = True
+            self._session = session
             return Receipt("close_notify")
         sock.shutdown(socket.SHUT_WR)  # plain TCP has no close_notify: our FIN
         while sock.recv(65536):
             pass  # the relay never writes; anything it does is discarded
         return self._bare_close(sock)
+
+    def _resumable_session(self, sock: ssl.SSLSocket) -> ssl.SSLSession | None:
+        """The session to offer next time, if the relay made it resumable.
+
+        TLS 1.3 relays send the ticket that makes a session resumable after the
+        handshake, and after our unwrap() the session can no longer be read: a flush
+        small enough to be acknowledged before the ticket came waits for it, briefly,
+        if the relay sent one last time.
+        """
+        if sock.version() == "TLSv1.2":  # resumable by the session id of the handshake
+            return sock.session
+        session = sock.session
+        if session is not None and not session.has_ticket and self._expect_ticket:
+            select.select([sock], [], [], TICKET_WAIT)
+            spoke = _peer_spoke_first(sock)  # reads the ticket, or finds the relay spoke
+            if spoke:
+                raise DeliveryFailed("OUT-002", f"not confirmed: {spoke}")
+            session = sock.session
+        self._expect_ticket = session is not None and session.has_ticket
+        return session if self._expect_ticket else None
 
     def _bare_close(self, sock: socket.socket) -> Receipt:
         """The relay closed after our close: trusted only from a relay that does not answer
