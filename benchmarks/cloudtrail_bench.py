@@ -13,15 +13,17 @@ objects and against the same embedded Devo relay (TLS, client certificate):
   ``json.dumps`` per record, and writes the syslog lines
   (``<14>date host cloud.aws.cloudtrail.events: {...}``) to the relay in one
   write per object over one TLS connection; then half-closes and waits for the
-  relay's EOF, as the collector does;
-* collector: ``python -m awscollector run --config FILE --until-idle`` with the
-  ``audit-events-all`` service (``types: [audits_s3]``), as a user runs it.
+  relay's EOF, as the collector does (with 2 processes: two such loops, each
+  the files of its index mod 2);
+* collector: ``python -m awscollector run --config FILE --until-idle
+  --processes N`` with the ``audit-events-all`` service (``types:
+  [audits_s3]``), as a user runs it.
 
 Both are measured as vpc_flow_bench.py measures them (its helpers, imported):
-wall, active (process start to the relay having every event), steady events/s
-(first event to last), peak RSS, CPU seconds of the measured process; and, per
-core, events and MB (uncompressed, 10^6 bytes) per CPU second of the measured
-process, which says what one core of it does whatever else shares the machine.
+each with 1 and 2 processes (--processes 1,2): wall, active (process start to
+the relay having every event), steady events/s (first event to last), peak RSS
+per process, CPU seconds of the measured process tree; and events per CPU second
+of it, which says what one core of it does whatever else shares the machine.
 
 Checks (exit 1 if one fails): every event arrived (more from the collector are
 reported as at-least-once duplicates), every line parsed, only CloudTrail

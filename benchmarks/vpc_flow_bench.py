@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/vpc_flow_bench.py      # make bench: 40 x 25,000 lines, 3 rounds
     .venv/bin/python benchmarks/vpc_flow_bench.py --lines 200000 --objects 8 --rounds 1
+    .venv/bin/python benchmarks/vpc_flow_bench.py --processes 2   # only the 2-process forms
 
 Seeds an embedded AWS (moto's server, its own process) with gzip VPC Flow Logs
 objects in a bucket that notifies an SQS queue, then measures, on the same
@@ -11,9 +12,14 @@ objects and against the same embedded Devo relay (TLS, client certificate):
   downloads each object, gunzips it, splits its lines, drops the header, and
   writes the syslog lines (``<14>date host cloud.aws.vpc.flow: line``) to the
   relay in one large write per object, over one TLS connection; it then
-  half-closes and waits for the relay's EOF, as the collector does;
-* collector: ``python -m awscollector run --config FILE --until-idle``, as a
-  user runs it (DirectRunner unless --collector-arg says otherwise).
+  half-closes and waits for the relay's EOF, as the collector does; with 2
+  processes, a parent that starts two such loops, each with the objects whose
+  index mod 2 is its own and its own TLS connection;
+* collector: ``python -m awscollector run --config FILE --until-idle
+  --processes N``, as a user runs it (DirectRunner unless --collector-arg says
+  otherwise); with N = 2 a supervisor and two collector processes.
+
+Each round runs both with each process count of --processes (default 1,2).
 
 Both run as child processes of this one and are measured the same way:
 
@@ -23,8 +29,10 @@ Both run as child processes of this one and are measured the same way:
   interpreter start, imports and pipeline construction are);
 * events/s and MB/s (uncompressed object bytes, 10^6 bytes) over active time;
   steady events/s from the relay's first event to its last;
-* peak RSS (VmHWM of that child, polled while it runs) and its CPU
-  seconds; beside them the CPU seconds of the moto server, of this process
+* peak RSS per process (VmHWM of each process of the tree, polled while it
+  runs: the largest worker's, and the supervisor's apart) and the CPU seconds of
+  the whole tree (wait4 counts reaped children; the steady samples sum the live
+  tree, process_tree.py); beside them the CPU seconds of the moto server, of this process
   (the relay's threads) and of everything else on the machine ("other": a
   run with much of it was disturbed by something else).
 
@@ -35,8 +43,9 @@ collector below the target (0.5 of the baseline's events/s) still exits 0.
 
 The relay runs as threads of this process; the machine's cores are shared by
 moto, the relay and the measured process, in both phases alike. The phases
-alternate (B C, C B, B C, ...); the verdict compares the best round of each
-(other load only slows a phase down), the medians are printed beside it.
+alternate (B1 C1 B2 C2, C2 B2 C1 B1, ...); the summary takes the best round of
+each (other load only slows a phase down), the medians are printed beside it,
+then collector/baseline and 2-process/1-process ratios.
 
 The other benchmarks import their measuring, reporting, checks, options and round
 loop from here, so that all of them measure and print alike.
