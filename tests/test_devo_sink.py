@@ -79,6 +79,21 @@ def test_encode_batch_writes_a_header_before_and_a_newline_after_each_message(
     assert messages == before  # the caller's list is left as it was
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 50, 1000, 1 << 20])
+def test_a_flush_is_sent_in_chunks_that_together_are_its_whole_payload(pki, relay,
+                                                                        chunk_bytes):
+    transport = SyslogTransport(target(pki, relay), hostname="h")
+    messages = [b"m" * (i % 7) + b"%d" % i for i in range(300)]
+    payload = transport.prepare("t", messages)
+    chunks = list(payload.chunks(chunk_bytes))
+    assert b"".join(chunks) == encode_batch(syslog_header("t", "h"), messages)
+    assert payload.size == len(b"".join(chunks))
+    # About chunk_bytes each (one message at least), never a message cut in two.
+    expected = {1: 300, 50: 300, 1000: -(-payload.size // 1000), 1 << 20: 1}
+    assert len(chunks) == pytest.approx(expected[chunk_bytes], rel=0.1)
+    assert all(chunk.endswith(b"\n") and chunk.startswith(b"<14>") for chunk in chunks)
+
+
 def test_relay_down_at_start_fails_with_out_001(pki, relay):
     t = target(pki, relay)
     relay.stop()
@@ -196,3 +211,12 @@ def test_after_a_failed_flush_the_next_connection_makes_a_full_handshake(pki, re
         _deliver(transport, [b"x" * 100 for _ in range(1000)])
     assert _deliver(transport, [b"two"]) == "close_notify"
     assert transport.handshakes == {"full": 2, "resumed": 1}
+
+
+def test_tls_without_a_client_certificate_is_refused_before_connecting_insecurely(pki, relay):
+    transport = SyslogTransport(DevoTarget("127.0.0.1", relay.port, "SSL", str(pki.ca_cert)))
+    with pytest.raises(DeliveryFailed) as err:
+        _deliver(transport, [b"never sent"])
+    assert err.value.code == "OUT-001"
+    assert "needs chain, cert and key" in err.value.message
+    assert relay.total() == 0
