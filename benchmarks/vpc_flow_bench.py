@@ -289,6 +289,11 @@ def processes_cpu_seconds(pids: list[int]) -> float | None:
     return total
 
 
+def child_cpu_seconds(pid: int) -> float | None:
+    """User + system seconds a running process (its threads) has used so far."""
+    return processes_cpu_seconds([pid])
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
