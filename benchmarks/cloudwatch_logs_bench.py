@@ -279,7 +279,9 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                 config_path = workdir / f"collector-{round_}.yaml"
                 config_path.write_text(yaml.safe_dump(collector_config(
                     aws, relay, pki, workdir, state, seeded.start_ms)))
-                cmd = collector_command(config_path, args)
+                # One process, as the baseline loop is one: the figures stay comparable
+                # with those measured before `run` had a process per core.
+                cmd = collector_command(config_path, args, processes=1)
             phase = measure(name, round_, cmd, relay, seeded.events, 0, log_path,
                             args.timeout)
             phases.append(phase)
