@@ -164,8 +164,9 @@ class SyslogTransport:
         self._answers_close_notify = False
         self._sending: socket.socket | None = None  # the connection of a delivery going on
         self._context: ssl.SSLContext | None = None  # made on the first connection
-        # The TLS session of the last flush the relay confirmed, offered by the next
-        # connection for resumption; None after a failure (a full handshake next).
+        # The TLS session of the last flush the relay confirmed (a bare close: before its
+        # grace period), offered by the next connection for resumption; None after a
+        # failure (a full handshake next). It proves who we are, not what was delivered.
         self._session: ssl.SSLSession | None = None
         self._expect_ticket = True  # whether the last TLS 1.3 connection got a ticket
         self.handshakes = {"full": 0, "resumed": 0}  # TLS connections made, by kind
