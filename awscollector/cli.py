@@ -187,11 +187,16 @@ def _loaded_outside_gc() -> Iterator[None]:
     (gc.freeze: kept for good, never walked again). Importing Beam and the collector
     makes over 200,000 long-lived objects and little garbage (under 2,000 objects
     here); the collector would walk them again and again while they load, and in
-    every full collection after (0.1 s each here)."""
+    every full collection after (0.1 s each here). Meanwhile the modules of
+    lazy_imports.LAZY_MODULES (Beam imports them, a typical run never uses them) run
+    only when first used."""
+    from awscollector.lazy_imports import lazy_modules
+
     enabled = gc.isenabled()
     gc.disable()
     try:
-        yield
+        with lazy_modules():
+            yield
     finally:
         gc.freeze()
         if enabled:
