@@ -65,7 +65,7 @@ __all__ = ["DevoTarget", "EventBatch", "SyslogPayload", "SyslogTransport", "Writ
 
 log = logging.getLogger(__name__)
 
-TICKET_WAIT = 0.1  # seconds a small flush may wait for the relay's TLS 1.3 session ticket
+TICKET_WAIT = 0.5  # seconds a small flush may wait for the relay's TLS 1.3 session ticket
 SEND_CHUNK = 256 * 1024  # the send timeout applies per chunk: a slow relay that reads is fine
 _TCP_ESTABLISHED, _TCP_CLOSE, _TCP_CLOSE_WAIT = 1, 7, 8  # linux/tcp_states.h
 _HAS_TCP_INFO = hasattr(socket, "TCP_INFO") and hasattr(termios, "TIOCOUTQ")
