@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/startup_bench.py            # 7 runs, and the floor
     .venv/bin/python benchmarks/startup_bench.py --runs 10 --importtime
+    .venv/bin/python benchmarks/startup_bench.py --processes 1   # one collector process
 
 Starts an embedded AWS (moto's server, its own process, so its CPU is not ours)
 with an empty S3-notified SQS queue, and an embedded Devo relay. Between them and
@@ -12,7 +13,10 @@ ReceiveMessage, as the server sees it, is what is reported.
 * collector: ``python -m awscollector run --config F --until-idle --idle-seconds 1``
   (VPC Flow Logs from one queue), started N times; per run the seconds from
   starting the process to its first request and to its first ReceiveMessage,
-  and the wall time to its exit;
+  the CPU seconds its process tree had used by then, and the wall time to its
+  exit. Without ``--processes`` a run has its default: on the DirectRunner a
+  supervisor and a collector process per core, each of which imports Beam (the
+  first ReceiveMessage is the first child's, and the CPU is all of theirs);
 * floor: ``python -c "import boto3; boto3.client('sqs', ...).receive_message(...)"``
   against the same front, N times: what any Python process that polls SQS with
   boto3 costs, the least the collector could take.
@@ -22,7 +26,8 @@ ReceiveMessage, as the server sees it, is what is reported.
 change, exported with ``git archive COMMIT awscollector | tar -x -C DIR``.
 
 ``--importtime`` also prints the heaviest top-level imports of
-``python -X importtime -c "import awscollector.cli"`` and of one run (the
+``python -X importtime -c "import awscollector.cli"`` and of one run (one process:
+``--processes 1``; the
 cumulative microseconds of each package, as Python reports them).
 """
 
@@ -38,8 +43,10 @@ import threading
 import time
 from pathlib import Path
 
-from vpc_flow_bench import ENV, QUEUE, REGION, child_cpu_seconds, format_rows
+from process_tree import tree_cpu_seconds
+from vpc_flow_bench import ENV, QUEUE, REGION, format_rows
 
+import awscollector
 from awscollector.embedded.front import FrontHandler, HttpFront
 
 RECEIVE = "ReceiveMessage"
@@ -56,13 +63,14 @@ class Arrivals(HttpFront):
         self._lock = threading.Lock()
         self._seen: list[tuple[float, str]] = []
         self.pid: int | None = None  # the measured process
-        self.cpu_at_receive: float | None = None  # its CPU seconds at its first ReceiveMessage
+        # its tree's CPU seconds (with `run --processes`' children) at its first ReceiveMessage
+        self.cpu_at_receive: float | None = None
 
     def note(self, arrived: float, operation: str) -> None:
         with self._lock:
             self._seen.append((arrived, operation))
             if operation == RECEIVE and self.cpu_at_receive is None and self.pid:
-                self.cpu_at_receive = child_cpu_seconds(self.pid)
+                self.cpu_at_receive = tree_cpu_seconds(self.pid)
 
     def reset(self, pid: int | None = None) -> None:
         with self._lock:
@@ -103,6 +111,14 @@ def create_queue(endpoint_url: str) -> str:
                          "startup-bench", QUEUE, REGION)
 
 
+def compile_bytecode(package: Path) -> None:
+    """Writes the package's missing or stale bytecode: where PYTHONDONTWRITEBYTECODE
+    is set, a run would otherwise compile every new or changed module again, each
+    time (~0.05 s for the whole package here), and an exported checkout has none."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+
+
 def floor_command(endpoint_url: str, queue_url: str) -> list[str]:
     code = (f"import boto3; boto3.client('sqs', region_name={REGION!r}, "
             f"endpoint_url={endpoint_url!r}).receive_message(QueueUrl={queue_url!r}, "
@@ -110,17 +126,18 @@ def floor_command(endpoint_url: str, queue_url: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def collector_command(config_path: Path) -> list[str]:
+def collector_command(config_path: Path, processes: int | None) -> list[str]:
     return [sys.executable, "-m", "awscollector", "run", "--config", str(config_path),
-            "--until-idle", "--idle-seconds", "1"]
+            "--until-idle", "--idle-seconds", "1",
+            *([] if processes is None else ["--processes", str(processes)])]
 
 
 def timed(cmd: list[str], front: Arrivals, log_path: Path, timeout: float,
           env: dict[str, str]
           ) -> tuple[float | None, float | None, float | None, float, int]:
     """(to first request, to first ReceiveMessage, CPU seconds until it, wall, exit code)
-    of one process. The CPU seconds are the process's own (user + system), which other
-    load on the machine disturbs much less than the elapsed time."""
+    of one process. The CPU seconds are its tree's (user + system), which other load
+    on the machine disturbs much less than the elapsed time."""
     front.reset()
     with open(log_path, "wb") as log:
         start = time.monotonic()
@@ -179,15 +196,17 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     with EmbeddedAws(in_process=False) as aws, DevoRelay(pki, keep_events=False) as relay, \
             Arrivals(aws.endpoint_url) as front:
         queue_url = create_queue(front.endpoint_url)
+        compile_bytecode(Path(awscollector.__file__).parent)
         config_path = workdir / "collector.yaml"
         config_path.write_text(yaml.safe_dump(embedded_config(
             front.endpoint_url, relay.port, pki, workdir, QUEUE, (REGION,))))
         env = {**os.environ, **ENV}
         commands = {"floor": (floor_command(front.endpoint_url, queue_url), env),
-                    "collector": (collector_command(config_path), env)}
+                    "collector": (collector_command(config_path, args.processes), env)}
         if args.compare:
             source = str(Path(args.compare).resolve())
-            commands["collector (compare)"] = (collector_command(config_path),
+            compile_bytecode(Path(source) / "awscollector")
+            commands["collector (compare)"] = (collector_command(config_path, args.processes),
                                                {**env, "PYTHONPATH": source})
         rows, results = [], {name: [] for name in commands}
         cpus: dict[str, list[float | None]] = {name: [] for name in commands}
@@ -215,7 +234,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             for label, cmd_args in (
                     ("import awscollector.cli", ["-c", "import awscollector.cli"]),
                     ("run", ["-m", "awscollector", "run", "--config", str(config_path),
-                             "--until-idle", "--idle-seconds", "1"])):
+                             "--until-idle", "--idle-seconds", "1",
+                             "--processes", "1"])):  # the imports are the child's
                 print(f"\nheaviest imports of {label} (ms, own time per package):")
                 for name, us in top_imports([sys.executable], cmd_args, args.top):
                     print(f"  {name:30} {us / 1000:8.1f}")
@@ -230,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per run")
     parser.add_argument("--compare", metavar="DIR",
                         help="also time the collector of the checkout in DIR")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="run the collectors with --processes N (default: run's own)")
     parser.add_argument("--importtime", action="store_true",
                         help="also print the heaviest imports (python -X importtime)")
     parser.add_argument("--top", type=int, default=15, help="how many imports to print")
