@@ -216,7 +216,11 @@ def cmd_run(args, beam_args: list[str]) -> int:
     # A live progress line only for a person watching a backfill: never in a pipe or a
     # log file, nor in the children of `run --processes` (their supervisor draws it).
     progress = args.until_idle and sys.stderr.isatty() and not child
-    if not child:
+    if child:
+        from awscollector.pipelines.processes import end_with_parent
+
+        end_with_parent()  # first: a supervisor killed meanwhile leaves no orphan
+    else:
         count = _process_count(args, beam_args)
         if count is None:
             return 2
@@ -231,9 +235,8 @@ def cmd_run(args, beam_args: list[str]) -> int:
     say = None
     process = None
     if child:
-        from awscollector.pipelines.processes import end_with_parent, process_tag, write_error
+        from awscollector.pipelines.processes import process_tag, write_error
 
-        end_with_parent()
         process = (args.process_index, args.process_count)
 
         def say(lines: list[str]) -> None:  # the supervisor says it, once for all
