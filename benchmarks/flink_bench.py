@@ -44,6 +44,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from process_tree import children, tree_pids
 from vpc_flow_bench import (
     ENV,
     POLL_SECONDS,
@@ -87,23 +88,8 @@ def proc_stat(pid: int) -> tuple[float, float, str] | None:
             (int(fields[13]) + int(fields[14])) / TICK, fields[19])
 
 
-def children(pid: int) -> list[int]:
-    pids = []
-    for path in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            pids += [int(p) for p in path.read_text().split()]
-        except (OSError, ValueError):
-            pass
-    return pids
-
-
 def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        kids = children(todo.pop())
-        out += kids
-        todo += kids
-    return out
+    return tree_pids(pid)[1:]
 
 
 def alive(proc: dict) -> bool:
