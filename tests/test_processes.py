@@ -438,6 +438,37 @@ def test_api_streams_are_shared_among_the_processes(embedded_aws, relay, pki, tm
         assert saved is not None and saved["open"] == [], group
 
 
+@pytest.mark.parametrize("until_idle", [True, False], ids=["until-idle", "until-stopped"])
+def test_a_process_whose_share_is_empty_does_not_end_the_run(embedded_aws, relay, pki,
+                                                             tmp_path, until_idle):
+    """One log group, two processes (a run's default here): one has nothing to read."""
+    prefix = f"/{unique('alone')}/"
+    now = int(time.time() * 1000)
+    start = now - 3_600_000
+    expected = fill_group(embedded_aws.client("logs"), f"{prefix}only", 300, start + 1000,
+                          10_000)
+    raw = logs_config(embedded_aws, relay, pki, tmp_path, {
+        "log_group_prefixes": [prefix], "start_time": iso(start), "lag_seconds": 0})
+    path = _write(tmp_path / "collector.yaml", raw)
+    args = ["--until-idle", "--idle-seconds", "1"] if until_idle else []
+
+    run = Run(tmp_path, "--config", str(path), *args)
+    try:
+        if not until_idle:
+            run.wait_until(lambda: relay.total() >= len(expected), 90, "the 300 events")
+            time.sleep(2)  # the processes keep running, with nothing new to read
+            assert run.proc.poll() is None, run.stderr[-3000:]
+            run.proc.send_signal(signal.SIGTERM)
+        code = run.wait(120)
+    finally:
+        run.stop()
+
+    assert code == 0, run.stderr[-3000:]
+    messages = [json.loads(line)["message"] for line in relay.events(LOGS_TABLE)]
+    assert sorted(messages) == sorted(expected)
+    assert _summary_total(run.stdout) == (len(expected), 0)
+
+
 def test_processes_stop_and_deliver_when_their_supervisor_is_killed(embedded_aws, relay, pki,
                                                                    tmp_path):
     """kill -9 of the parent: each child gets a SIGTERM from the kernel (not left running
