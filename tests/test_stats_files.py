@@ -12,9 +12,9 @@ from awscollector.io.stats import API, S3, ProcessStats, StatsRow, report_lines
 from awscollector.io.stats_files import (
     StatsPublisher,
     SummedStats,
-    read_stats,
+    read_json,
     stats_document,
-    write_stats,
+    write_json,
 )
 
 VPC = StatsRow("non-cloudwatch-logs", "us-east-1", frozenset({S3}))
@@ -37,7 +37,7 @@ def _process(objects: int, events: int, held_since: float | None = None,
 
 
 def _publish(path: Path, stats: ProcessStats) -> None:
-    write_stats(path, stats_document(stats, [VPC, LOGS], 300, "devo"))
+    write_json(path, stats_document(stats, [VPC, LOGS], 300, "devo"))
 
 
 def test_the_supervisor_sums_what_every_process_wrote(tmp_path):
@@ -81,7 +81,7 @@ def test_a_file_is_replaced_whole_so_a_reader_never_sees_half(tmp_path):
 
     def read() -> None:
         while not stop.is_set():
-            seen.append(read_stats(path))
+            seen.append(read_json(path))
 
     reader = threading.Thread(target=read)
     reader.start()

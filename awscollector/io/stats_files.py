@@ -60,19 +60,21 @@ def _counts_from_json(d: dict) -> tuple[tuple[str, str], Counts]:
     return (d["service"], d["region"]), counts
 
 
-def write_stats(path: str | os.PathLike, document: dict) -> None:
-    """Replaces ``path`` with ``document``, atomically."""
+def write_json(path: str | os.PathLike, document: dict) -> None:
+    """Replaces ``path`` with ``document``, atomically (what a process of ``run
+    --processes`` tells its supervisor: its statistics, its summary or its error)."""
     tmp = Path(f"{path}.tmp")
     tmp.write_text(json.dumps(document))
     os.replace(tmp, path)
 
 
-def read_stats(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     """A child's last document; None before its first (or if it is unreadable)."""
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
 
 
 class StatsPublisher:
@@ -98,7 +100,7 @@ class StatsPublisher:
 
     def publish(self) -> None:
         try:
-            write_stats(self._path, stats_document(self._stats, self._rows, self._interval,
+            write_json(self._path, stats_document(self._stats, self._rows, self._interval,
                                                    self._output))
         except Exception as e:  # statistics must never end the run
             log.warning("RUN-012 could not write this process's statistics: %s", e)
@@ -120,7 +122,7 @@ class SummedStats:
         self._settings: dict | None = None
 
     def _documents(self) -> list[dict]:
-        documents = [d for d in (read_stats(p) for p in self._paths) if d is not None]
+        documents = [d for d in (read_json(p) for p in self._paths) if d is not None]
         if documents and self._settings is None:
             self._settings = documents[0]
         return documents

@@ -21,7 +21,6 @@ one pipeline keeps one core busy at most.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -33,7 +32,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from awscollector.io.stats_files import SummedStats
+from awscollector.io.stats_files import SummedStats, read_json, write_json
 from awscollector.pipelines.summary import SummaryRow, format_summary
 
 log = logging.getLogger(__name__)
@@ -122,36 +121,22 @@ def end_with_parent() -> None:
 
 def write_summary(path: str | os.PathLike, rows: list[SummaryRow]) -> None:
     """A child's summary rows, written whole or not at all (the supervisor reads them)."""
-    _write_json(path, {"rows": [list(row) for row in rows]})
+    write_json(path, {"rows": [list(row) for row in rows]})
 
 
 def write_error(path: str | os.PathLike, lines: list[str]) -> None:
     """A child's error (what a run alone prints on stderr), for the supervisor to say
     once rather than each child in turn."""
-    _write_json(path, {"error": lines})
-
-
-def _write_json(path: str | os.PathLike, document: dict) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(document))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
+    write_json(path, {"error": lines})
 
 
 def read_summary(path: Path) -> list[SummaryRow] | None:
-    rows = _read_json(path).get("rows")
+    rows = (read_json(path) or {}).get("rows")
     return None if rows is None else [SummaryRow(*row) for row in rows]
 
 
 def read_error(path: Path) -> list[str]:
-    return list(_read_json(path).get("error", []))
+    return list((read_json(path) or {}).get("error", []))
 
 
 def merge_rows(parts: list[list[SummaryRow]]) -> list[SummaryRow]:
